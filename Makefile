@@ -1,0 +1,48 @@
+# gridgis: `make run` serves the demo, `make test` runs every test. Both set up what is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The demo territory `make run` loads: hengqin (small) or nansha (1,292 grids).
+SCALE ?= nansha
+
+.PHONY: run test setup system venv assets db lint check clean
+
+run: setup db
+	$(BIN)/gridgis demo load --scale $(SCALE)
+	$(BIN)/gridgis serve
+
+test: setup db
+	scripts/install-system-deps.sh --browser
+	$(BIN)/ruff check gridgis tests migrations data/boundaries
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+setup: system venv assets
+
+system:
+	@scripts/install-system-deps.sh
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+assets: assets/node_modules/.installed
+assets/node_modules/.installed: assets/package.json assets/package-lock.json
+	cd assets && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+db: venv
+	$(BIN)/gridgis db up
+	$(BIN)/gridgis db upgrade
+
+lint: venv
+	$(BIN)/ruff check gridgis tests migrations data/boundaries
+	$(BIN)/mypy
+
+clean:
+	-$(BIN)/gridgis db down
+	rm -rf $(VENV) assets/node_modules var

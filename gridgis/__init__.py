@@ -1,0 +1,3 @@
+"""gridgis: grid management and typhoon emergency response on PostGIS."""
+
+__version__ = "0.1.0"

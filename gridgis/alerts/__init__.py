@@ -1,0 +1,1 @@
+"""Warnings in, hazard areas, targeting, delivery, acknowledgement, checklists."""

@@ -1,0 +1,172 @@
+"""The ``gridgis`` command. Errors a user can cause print one line and exit non-zero."""
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any, TypeVar
+
+import typer
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from gridgis.cluster import Cluster
+from gridgis.errors import GridGisError
+from gridgis.settings import get_settings
+
+app = typer.Typer(help="gridgis: grids, warnings and evacuation on PostGIS.",
+                  pretty_exceptions_enable=False, no_args_is_help=True)
+db_app = typer.Typer(help="The database: the embedded local PostGIS or DATABASE_URL.",
+                     no_args_is_help=True)
+demo_app = typer.Typer(help="The demo territories.", no_args_is_help=True)
+user_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(demo_app, name="demo")
+app.add_typer(user_app, name="user")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(func: F) -> F:
+    """Turn the errors a user can cause into one line on stderr and exit code 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except GridGisError as exc:
+            typer.echo(f"gridgis: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[-1] if exc.orig else str(exc)
+            typer.echo(f"gridgis: the database does not answer: {reason}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _cluster() -> Cluster | None:
+    """Return the embedded cluster, or None when DATABASE_URL names another server."""
+    settings = get_settings()
+    return None if settings.database_url else Cluster.from_settings(settings)
+
+
+@db_app.command("up")
+@friendly
+def db_up() -> None:
+    """Create (first time) and start the local PostGIS, and create the database."""
+    from gridgis import db
+
+    cluster = _cluster()
+    if cluster is None:
+        server, postgis = db.postgis_version(db.get_engine())
+        typer.echo(f"DATABASE_URL is set: using that server (PostgreSQL {server}, PostGIS "
+                   f"{postgis}); no local cluster started")
+        return
+    if cluster.init():
+        typer.echo(f"created the local PostGIS cluster in {cluster.data_dir}")
+    started = cluster.start()
+    typer.echo(f"{'started' if started else 'already running:'} local PostGIS on "
+               f"127.0.0.1:{cluster.port}")
+    if db.ensure_database(cluster.url()):
+        typer.echo(f"created database {cluster.database}")
+
+
+@db_app.command("down")
+@friendly
+def db_down() -> None:
+    """Stop the local PostGIS (nothing to do with DATABASE_URL)."""
+    cluster = _cluster()
+    if cluster is None:
+        typer.echo("DATABASE_URL is set: there is no local cluster to stop")
+        return
+    stopped = cluster.stop()
+    typer.echo("stopped the local PostGIS" if stopped else "the local PostGIS is not running")
+
+
+@db_app.command("status")
+@friendly
+def db_status() -> None:
+    """Say where the database is, whether it answers, and its migration."""
+    from gridgis import db
+
+    cluster = _cluster()
+    if cluster is not None and not cluster.running():
+        where = cluster.data_dir if cluster.initialized else "(not created yet)"
+        typer.echo(f"local PostGIS: stopped, data folder {where}")
+        raise typer.Exit(3)
+    engine = db.get_engine()
+    server, postgis = db.postgis_version(engine)
+    where = "local PostGIS" if cluster else "DATABASE_URL"
+    typer.echo(f"{where}: up at {engine.url.render_as_string(hide_password=True)}")
+    typer.echo(f"PostgreSQL {server}, PostGIS {postgis}, migration {db.current_revision(engine)}")
+
+
+@db_app.command("upgrade")
+@friendly
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply the schema migrations."""
+    from gridgis import db
+
+    db.upgrade_database(db.database_url(), revision)
+    typer.echo(f"database at migration {db.current_revision(db.get_engine())}")
+
+
+@db_app.command("url")
+@friendly
+def db_url() -> None:
+    """Print the SQLAlchemy URL of the database in use (for psql, QGIS, scripts)."""
+    from gridgis import db
+
+    typer.echo(db.database_url())
+
+
+@demo_app.command("load")
+@friendly
+def demo_load(
+    scale: Annotated[str, typer.Option(help="hengqin | nansha | city")] = "hengqin",
+    seed: Annotated[int | None, typer.Option(help="generator seed (default: settings)")] = None,
+    replace: Annotated[bool, typer.Option(help="wipe the layers and load again")] = False,
+) -> None:
+    """Load a demo territory: boundaries, buildings, stations, shelters, residents."""
+    from gridgis.demo import load
+
+    report = load.load_demo(scale, seed=seed, replace=replace, progress=sys.stderr.isatty())
+    typer.echo(report)
+
+
+@app.command("serve")
+@friendly
+def serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Serve the API and the pages."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run("gridgis.main:create_app", factory=True, host=host or settings.host,
+                port=port or settings.port, proxy_headers=False)
+
+
+@user_app.command("add")
+@friendly
+def user_add(
+    name: str,
+    role: Annotated[str, typer.Option(help="command | grid_head | grid_worker | planner | admin")],
+    grid: Annotated[list[str] | None, typer.Option(help="a grid this user answers for")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+) -> None:
+    """Create a user (or update its role, grids and password)."""
+    from gridgis import auth, db
+
+    if not password_stdin:
+        raise GridGisError("give the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\n")
+    with Session(db.get_engine()) as session:
+        user = auth.add_user(session, name, role, password, grid or [])
+        session.commit()
+    typer.echo(f"user {user.username} ({user.role}) saved")
+
+
+if __name__ == "__main__":
+    app()

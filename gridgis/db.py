@@ -1,0 +1,167 @@
+"""Engine and sessions: the database in use is ``DATABASE_URL`` or the embedded cluster."""
+
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gridgis.cluster import Cluster
+from gridgis.errors import DatabaseUnavailable
+from gridgis.settings import Settings, get_settings
+
+
+def database_url(settings: Settings | None = None) -> str:
+    """Return the SQLAlchemy URL in use: the configured server, else the local cluster."""
+    settings = settings or get_settings()
+    if settings.database_url:
+        return normalise_url(settings.database_url)
+    return Cluster.from_settings(settings).url()
+
+
+def normalise_url(url: str) -> str:
+    """Return ``url`` with the psycopg 3 driver (``postgresql://`` is accepted as given)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str) -> Engine:
+    """Return an engine for ``url``; connections give up after a few seconds, not minutes."""
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        connect_args={"connect_timeout": 5, "application_name": "gridgis"},
+    )
+
+
+@lru_cache
+def get_engine() -> Engine:
+    """Return the process-wide engine for the database in use."""
+    return make_engine(database_url())
+
+
+@lru_cache
+def _session_factory() -> sessionmaker[Session]:
+    return sessionmaker(bind=get_engine(), expire_on_commit=False)
+
+
+def get_session() -> Iterator[Session]:
+    """Yield a session for one request; the caller commits once, or nothing is written."""
+    with _session_factory()() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def postgis_version(engine: Engine) -> tuple[str, str]:
+    """Return (PostgreSQL version, PostGIS version); raise if either is missing or down."""
+    url = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as conn:
+            server = conn.execute(text("SHOW server_version")).scalar_one()
+            available = conn.execute(
+                text("SELECT default_version FROM pg_available_extensions WHERE name = 'postgis'")
+            ).scalar()
+            if available is None:
+                raise DatabaseUnavailable(
+                    f"the server at {url} has no PostGIS; install it there "
+                    f"(Debian: postgresql-{str(server).split('.')[0]}-postgis-3)"
+                )
+            installed = conn.execute(
+                text("SELECT extversion FROM pg_extension WHERE extname = 'postgis'")
+            ).scalar()
+    except OperationalError as exc:
+        raise DatabaseUnavailable(f"the database at {url} does not answer: {_reason(exc)}") from exc
+    return str(server), str(installed or f"{available} (not yet created)")
+
+
+def _reason(exc: OperationalError) -> str:
+    lines = [line for line in str(exc.orig).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no reason given"
+
+
+def ensure_database(url: str, *, recreate: bool = False) -> bool:
+    """Create the database named in ``url`` on its server; return whether it was created.
+
+    Connects to the server's ``postgres`` database with the same credentials. With
+    ``recreate``, an existing database of that name is dropped first (tests use this).
+    """
+    target = make_url(url)
+    name = target.database or ""
+    admin = make_engine(target.set(database="postgres").render_as_string(hide_password=False))
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            quoted = conn.dialect.identifier_preparer.quote(name)
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).scalar()
+            if exists and recreate:
+                conn.execute(text(f"DROP DATABASE {quoted} WITH (FORCE)"))
+                exists = None
+            if exists:
+                return False
+            conn.execute(text(f"CREATE DATABASE {quoted}"))
+            return True
+    except OperationalError as exc:
+        shown = target.render_as_string(hide_password=True)
+        message = f"the database at {shown} does not answer: {_reason(exc)}"
+        raise DatabaseUnavailable(message) from exc
+    finally:
+        admin.dispose()
+
+
+def drop_database(url: str) -> None:
+    """Drop the database named in ``url`` if it exists (closing its connections)."""
+    target = make_url(url)
+    admin = make_engine(target.set(database="postgres").render_as_string(hide_password=False))
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            quoted = conn.dialect.identifier_preparer.quote(target.database or "")
+            conn.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+    finally:
+        admin.dispose()
+
+
+def alembic_config(url: str) -> "AlembicConfig":
+    """Return the Alembic configuration of the project's migrations, aimed at ``url``."""
+    from alembic.config import Config as AlembicConfig
+
+    from gridgis.settings import PROJECT_DIR
+
+    config = AlembicConfig(str(PROJECT_DIR / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade_database(url: str, revision: str = "head") -> None:
+    """Apply the migrations up to ``revision`` (PostGIS is created by the first one)."""
+    from alembic import command
+
+    engine = make_engine(url)
+    try:
+        postgis_version(engine)
+    finally:
+        engine.dispose()
+    command.upgrade(alembic_config(url), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """Return the migration the database is at, or None before the first."""
+    with engine.connect() as conn:
+        exists = conn.execute(text("SELECT to_regclass('alembic_version')")).scalar()
+        if not exists:
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig

@@ -1,0 +1,1 @@
+"""Spatial layers: admin units, grids, buildings, stations, shelters, residents."""
