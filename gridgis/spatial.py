@@ -1,0 +1,56 @@
+"""SRIDs, geometry checks and metric projections for geometry that arrives from outside.
+
+Stored geometry is EPSG:4326 (lon, lat; CGCS2000 / EPSG:4490 is treated as equal within
+metres). Areas and lengths here are computed in the local UTM zone, in metres.
+"""
+
+import math
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+from pyproj import CRS, Transformer
+
+SRID = 4326
+WGS84 = f"EPSG:{SRID}"
+
+
+def utm_crs(lon: float, lat: float) -> CRS:
+    """Return the UTM zone (WGS 84) holding a point, a metric CRS good to ~0.1 % nearby."""
+    zone = int(math.floor((lon + 180) / 6)) % 60 + 1
+    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+
+
+def to_metric(geometries: NDArray[np.object_]) -> NDArray[np.object_]:
+    """Return EPSG:4326 geometries projected into the UTM zone of their common centre."""
+    if len(geometries) == 0:
+        return geometries
+    xmin, ymin, xmax, ymax = shapely.total_bounds(geometries)
+    crs = utm_crs((xmin + xmax) / 2, (ymin + ymax) / 2)
+    transformer = Transformer.from_crs(WGS84, crs, always_xy=True)
+    return np.asarray(shapely.transform(geometries, transformer.transform, interleaved=False))
+
+
+def polygon_problem(geometry: shapely.Geometry | None) -> str | None:
+    """Return why ``geometry`` is not a usable (multi)polygon in lon/lat, or None if it is."""
+    if geometry is None or geometry.is_empty:
+        return "no geometry"
+    if geometry.geom_type not in ("Polygon", "MultiPolygon"):
+        return f"a {geometry.geom_type} where a polygon belongs"
+    coords = shapely.get_coordinates(geometry)
+    if not np.isfinite(coords).all():
+        return "coordinates that are not finite numbers"
+    if (np.abs(coords[:, 0]) > 180).any() or (np.abs(coords[:, 1]) > 90).any():
+        return "coordinates outside lon -180..180 / lat -90..90 (swapped, or not degrees?)"
+    if not geometry.is_valid:
+        return f"invalid geometry: {shapely.is_valid_reason(geometry)}"
+    return None
+
+
+def area_outside_m2(children: NDArray[np.object_], parents: NDArray[np.object_]) -> NDArray[
+    np.float64
+]:
+    """Return, per pair, the area of the child lying outside its parent, in square metres."""
+    both = to_metric(np.concatenate([children, parents]))
+    outside = shapely.difference(both[: len(children)], both[len(children):])
+    return np.asarray(shapely.area(outside), dtype=np.float64)
