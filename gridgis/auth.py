@@ -1,17 +1,28 @@
 """Users, roles and the grid scope of each user; passwords hashed with Argon2."""
 
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import OAuth2PasswordBearer
 from pwdlib import PasswordHash
-from sqlalchemy import delete, insert, select
+from sqlalchemy import column, delete, insert, select, table
 from sqlalchemy.orm import Session
 
-from gridgis.errors import InvalidInput
-from gridgis.layers.models import Grid
-from gridgis.models import ROLES, AppUser, app_user_grid
+from gridgis.db import SessionDep
+from gridgis.errors import Forbidden, InvalidInput, Unauthorized
+from gridgis.models import ROLES, AppUser, AuthToken, app_user_grid
+from gridgis.settings import get_settings
 
 # Argon2id with pwdlib's recommended parameters.
+
 password_hash = PasswordHash.recommended()
 GRID_ROLES = ("grid_head", "grid_worker")
 MIN_PASSWORD_LENGTH = 8
+# The grid table as auth sees it (the core does not import the layers' models).
+_grid = table("grid", column("id"), column("code"))
 
 
 def add_user(session: Session, username: str, role: str, password: str,
@@ -24,7 +35,7 @@ def add_user(session: Session, username: str, role: str, password: str,
     if grid_codes and role not in GRID_ROLES:
         raise InvalidInput(f"only {' and '.join(GRID_ROLES)} answer for grids, not {role}")
     grid_ids = dict(
-        session.execute(select(Grid.code, Grid.id).where(Grid.code.in_(grid_codes))).all()
+        session.execute(select(_grid.c.code, _grid.c.id).where(_grid.c.code.in_(grid_codes))).all()
     )
     unknown = sorted(set(grid_codes) - set(grid_ids))
     if unknown:
@@ -48,3 +59,67 @@ def add_user(session: Session, username: str, role: str, password: str,
 def verify_password(user: AppUser, password: str) -> bool:
     """Return whether ``password`` is the user's."""
     return password_hash.verify(password, user.password_hash)
+
+
+def authenticate(session: Session, username: str, password: str) -> AppUser:
+    """Return the active user with these credentials; raise Unauthorized otherwise."""
+    user = session.scalar(select(AppUser).where(AppUser.username == username))
+    if user is None or not user.active or not verify_password(user, password):
+        raise Unauthorized("unknown user or wrong password")
+    return user
+
+
+def issue_token(session: Session, user: AppUser) -> tuple[str, datetime]:
+    """Return a new bearer token for ``user`` and when it expires (only its hash is kept)."""
+    token = secrets.token_urlsafe(32)
+    expires_at = datetime.now(UTC) + timedelta(minutes=get_settings().token_minutes)
+    session.add(AuthToken(token_hash=_digest(token), app_user_id=user.id, expires_at=expires_at))
+    return token, expires_at
+
+
+def user_for_token(session: Session, token: str) -> AppUser | None:
+    """Return the user a live (unexpired, unrevoked) token belongs to, or None."""
+    return session.scalar(
+        select(AppUser)
+        .join(AuthToken, AuthToken.app_user_id == AppUser.id)
+        .where(AuthToken.token_hash == _digest(token), AuthToken.revoked_at.is_(None),
+               AuthToken.expires_at > datetime.now(UTC), AppUser.active)
+    )
+
+
+def grid_ids_of(session: Session, user: AppUser) -> set[int]:
+    """Return the ids of the grids a user answers for."""
+    rows = session.scalars(
+        select(app_user_grid.c.grid_id).where(app_user_grid.c.app_user_id == user.id)
+    )
+    return set(rows)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
+
+
+def current_user(session: SessionDep,
+                 token: Annotated[str | None, Depends(oauth2_scheme)]) -> AppUser:
+    """Return the caller (a FastAPI dependency); raise Unauthorized without a live token."""
+    user = user_for_token(session, token) if token else None
+    if user is None:
+        raise Unauthorized("log in first: send a bearer token from /api/auth/token")
+    return user
+
+
+CurrentUser = Annotated[AppUser, Depends(current_user)]
+
+
+def require_role(user: AppUser, *roles: str) -> None:
+    """Raise Forbidden unless the user has one of ``roles``."""
+    if user.role not in roles:
+        raise Forbidden(f"the {user.role} role may not do this")
+
+
+def seconds_until(moment: datetime) -> int:
+    """Return whole seconds from now until ``moment`` (0 if past)."""
+    return max(0, int((moment - datetime.now(UTC)).total_seconds()))

@@ -17,7 +17,7 @@ WGS84 = f"EPSG:{SRID}"
 
 def utm_crs(lon: float, lat: float) -> CRS:
     """Return the UTM zone (WGS 84) holding a point, a metric CRS good to ~0.1 % nearby."""
-    zone = int(math.floor((lon + 180) / 6)) % 60 + 1
+    zone = math.floor((lon + 180) / 6) % 60 + 1
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
 

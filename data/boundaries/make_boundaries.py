@@ -34,7 +34,7 @@ def write_boundaries(out_dir: Path, seed: int) -> list[Path]:
             path.unlink(missing_ok=True)
             frame.to_file(path, driver="GeoJSON", engine="pyogrio")
             size = path.stat().st_size
-            print(f"{path.name}: {len(frame)} features, {size / 1e6:.2f} MB ({elapsed:.1f} s build)")
+            print(f"{path.name}: {len(frame)} features, {size / 1e6:.2f} MB ({elapsed:.1f} s)")
             if size > MAX_FILE_BYTES:
                 raise SystemExit(f"{path.name} is larger than {MAX_FILE_BYTES} bytes")
             written.append(path)

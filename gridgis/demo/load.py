@@ -201,7 +201,8 @@ def insert_stations(conn: Connection, rng: np.random.Generator, frame: pd.DataFr
                                ("station", stations, "党群服务站"),
                                ("post", posts, "党群驿站")):
         for rank, site in enumerate(sites.itertuples(index=False)):
-            place = site.community_name if level == "centre" else f"{site.community_name}{site.seq}栋"
+            place = (site.community_name if level == "centre"
+                     else f"{site.community_name}{site.seq}栋")
             rows.append({
                 "code": f"{level[0].upper()}-{site.code}", "name": place + name, "level": level,
                 "community_id": site.community_id, "building_id": site.id,

@@ -1,4 +1,4 @@
-"""Hand-drawn outlines, names and layout hints for the demo territories.
+"""Hand-drawn outlines, names, layout hints and land-use tables for the demo territories.
 
 All coordinates are (longitude, latitude) pairs in degrees, EPSG:4326. The outlines are
 approximations drawn from general knowledge for a demo, not surveyed boundaries; community
@@ -68,14 +68,14 @@ class TerritorySpec:
 # facing Macau's Taipa/Cotai/Coloane, the northern dip and eastern inlet form the "waist"
 # where the former Dahengqin and Xiaohengqin islands were joined by reclamation.
 HENGQIN_OUTLINE: tuple[LonLat, ...] = (
-    (113.446, 22.136), (113.458, 22.142), (113.470, 22.147), (113.485, 22.150),
-    (113.500, 22.152), (113.511, 22.150), (113.519, 22.145), (113.526, 22.151),
-    (113.534, 22.157), (113.541, 22.157), (113.545, 22.152), (113.546, 22.144),
-    (113.545, 22.137), (113.540, 22.132), (113.543, 22.124), (113.540, 22.114),
-    (113.535, 22.105), (113.528, 22.098), (113.520, 22.091), (113.510, 22.085),
-    (113.499, 22.082), (113.488, 22.085), (113.478, 22.090), (113.468, 22.094),
-    (113.458, 22.097), (113.448, 22.101), (113.439, 22.107), (113.433, 22.115),
-    (113.433, 22.124), (113.438, 22.131),
+    (113.440, 22.139), (113.452, 22.146), (113.466, 22.151), (113.483, 22.154),
+    (113.500, 22.155), (113.511, 22.152), (113.519, 22.146), (113.526, 22.152),
+    (113.534, 22.158), (113.541, 22.158), (113.545, 22.152), (113.546, 22.144),
+    (113.545, 22.137), (113.540, 22.132), (113.543, 22.124), (113.541, 22.113),
+    (113.537, 22.102), (113.531, 22.093), (113.522, 22.086), (113.510, 22.081),
+    (113.497, 22.079), (113.485, 22.081), (113.473, 22.085), (113.462, 22.088),
+    (113.451, 22.092), (113.441, 22.098), (113.434, 22.106), (113.431, 22.116),
+    (113.432, 22.126), (113.435, 22.133),
 )
 
 HENGQIN = TerritorySpec(
@@ -205,6 +205,17 @@ CITY = TerritorySpec(
 )
 
 TERRITORY_SPECS: dict[str, TerritorySpec] = {"hengqin": HENGQIN, "nansha": NANSHA, "city": CITY}
+
+# Probabilities of each grid kind by community kind (before land-use zones override them).
+GRID_KIND_WEIGHTS: dict[str, dict[str, float]] = {
+    "community": {"residential": 0.55, "mixed": 0.2, "commercial": 0.2, "industrial": 0.05},
+    "village": {"village": 0.7, "industrial": 0.15, "mixed": 0.1, "ecological": 0.05},
+}
+# Plausible (min, max) households of a grid by grid kind.
+HOUSEHOLD_RANGES: dict[str, tuple[int, int]] = {
+    "residential": (350, 900), "village": (150, 500), "commercial": (60, 300),
+    "mixed": (200, 700), "industrial": (20, 150), "port": (0, 60), "ecological": (0, 60),
+}
 
 STREET_STEMS_EN: dict[str, str] = {
     "南沙": "Nansha", "珠江": "Zhujiang", "龙穴": "Longxue", "万顷沙": "Wanqingsha",

@@ -20,8 +20,9 @@ Code scheme (GB/T 2260 style district code, then 3 digits per level):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -30,13 +31,8 @@ from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
-from gridgis.demo.outlines import (
-    STREET_STEMS_EN,
-    TERRITORY_SPECS,
-    LonLat,
-    StreetSpec,
-    TerritorySpec,
-)
+from gridgis.demo import outlines
+from gridgis.demo.outlines import LonLat, StreetSpec, TerritorySpec
 
 SCALES = ("hengqin", "nansha", "city")
 METRIC_CRS = "EPSG:32649"
@@ -53,14 +49,19 @@ CODE_PATTERNS: dict[str, str] = {
 }
 _PARENT_LENGTH = {6: None, 9: 6, 12: 9, 15: 12}
 
-GRID_KIND_WEIGHTS: dict[str, dict[str, float]] = {
-    "community": {"residential": 0.55, "mixed": 0.2, "commercial": 0.2, "industrial": 0.05},
-    "village": {"village": 0.7, "industrial": 0.15, "mixed": 0.1, "ecological": 0.05},
-}
-HOUSEHOLD_RANGES: dict[str, tuple[int, int]] = {
-    "residential": (350, 900), "village": (150, 500), "commercial": (60, 300),
-    "mixed": (200, 700), "industrial": (20, 150), "port": (0, 60), "ecological": (0, 60),
-}
+DensityZones = Sequence[tuple[float, Polygon]]  # (relative grid density, metric polygon)
+KindZones = Sequence[tuple[str, Polygon]]  # (grid kind, metric polygon)
+
+
+@dataclass(frozen=True)
+class Community:
+    """A generated community (社区) or village (村); `geom` is in EPSG:32649 metres."""
+
+    code: str
+    name: str
+    name_en: str
+    kind: str
+    geom: BaseGeometry
 
 
 def parent_code_of(code: str) -> str | None:
@@ -71,11 +72,6 @@ def parent_code_of(code: str) -> str | None:
     return None if length is None else code[:length]
 
 
-def match_level(code: str) -> str | None:
-    """Return the level ("district", "street", "community", "grid") a code follows, if any."""
-    return next((lvl for lvl, pat in CODE_PATTERNS.items() if re.match(pat, code)), None)
-
-
 def project_lonlat(points: Sequence[LonLat]) -> np.ndarray:
     """Project (lon, lat) degrees to an (n, 2) array of EPSG:32649 metres."""
     transformer = Transformer.from_crs(GEOGRAPHIC_CRS, METRIC_CRS, always_xy=True)
@@ -84,7 +80,7 @@ def project_lonlat(points: Sequence[LonLat]) -> np.ndarray:
 
 
 def sample_points(
-    parent: BaseGeometry, count: int, rng: np.random.Generator, zones: Sequence[tuple[float, Polygon]]
+    parent: BaseGeometry, count: int, rng: np.random.Generator, zones: DensityZones
 ) -> np.ndarray:
     """Draw `count` points (metres) inside `parent`, thinned to each zone's relative density."""
     xmin, ymin, xmax, ymax = parent.bounds
@@ -105,9 +101,8 @@ def sample_points(
 def relax_seeds(samples: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     """Return `count` k-means centres of `samples` (a discrete Lloyd relaxation), metres."""
     centres = samples[rng.choice(len(samples), count, replace=False)].copy()
-    sq = (samples**2).sum(axis=1)[:, None]
-    for _ in range(15):
-        labels = np.argmin(sq - 2 * samples @ centres.T + (centres**2).sum(axis=1), axis=1)
+    for _ in range(15):  # nearest centre: |c|² - 2 x·c (|x|² is the same for every centre)
+        labels = np.argmin((centres**2).sum(axis=1) - 2 * samples @ centres.T, axis=1)
         sizes = np.bincount(labels, minlength=count)
         sums = np.stack([np.bincount(labels, samples[:, k], minlength=count) for k in (0, 1)], 1)
         empty = sizes == 0
@@ -140,10 +135,7 @@ def clip_voronoi(parent: BaseGeometry, seeds: np.ndarray) -> list[BaseGeometry]:
 
 
 def split_polygon(
-    parent: BaseGeometry,
-    count: int,
-    rng: np.random.Generator,
-    zones: Sequence[tuple[float, Polygon]] = (),
+    parent: BaseGeometry, count: int, rng: np.random.Generator, zones: DensityZones = (),
     seeds: np.ndarray | None = None,
 ) -> list[BaseGeometry]:
     """Tile `parent` (metres) with `count` compact cells; fixed `seeds` are used as given.
@@ -167,7 +159,9 @@ def split_polygon(
     return best
 
 
-def allocate_counts(weights: Sequence[float], total: int, minimum: int) -> list[int]:
+def allocate_counts(
+    weights: np.ndarray | Sequence[float], total: int, minimum: int
+) -> list[int]:
     """Split `total` in proportion to `weights` (largest remainder), at least `minimum` each."""
     w = np.asarray(weights, dtype=float)
     quota = total * w / w.sum()
@@ -180,7 +174,7 @@ def allocate_counts(weights: Sequence[float], total: int, minimum: int) -> list[
     return [int(c) for c in counts]
 
 
-def measure_effective_area(geoms: Sequence[BaseGeometry], zones: Sequence[tuple[float, Polygon]]):
+def measure_effective_area(geoms: Sequence[BaseGeometry], zones: DensityZones) -> np.ndarray:
     """Return areas (m²) with each zone's part scaled by its relative density."""
     areas = shapely.area(np.asarray(geoms, dtype=object)).astype(float)
     for density, zone in zones:
@@ -188,12 +182,13 @@ def measure_effective_area(geoms: Sequence[BaseGeometry], zones: Sequence[tuple[
     return areas
 
 
-def node_coverage(cells: Sequence[BaseGeometry]) -> list[list[Polygon]]:
+def node_coverage(cell_list: Sequence[BaseGeometry]) -> list[list[Polygon]]:
     """Node the cells' linework on a NODING_GRID_M grid; return each cell's faces.
 
     Faces come from polygonising the snap-rounded boundaries, so neighbouring faces share
     identical vertices (no T-junctions) and any union of faces is an exact coverage union.
     """
+    cells = np.asarray(cell_list, dtype=object)
     lines = shapely.union_all(shapely.boundary(cells), grid_size=NODING_GRID_M)
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
     tree = shapely.STRtree(cells)
@@ -201,15 +196,15 @@ def node_coverage(cells: Sequence[BaseGeometry]) -> list[list[Polygon]]:
     hits = np.bincount(face_idx, minlength=len(faces))
     owner = np.full(len(faces), -1)
     owner[face_idx[hits[face_idx] == 1]] = cell_idx[hits[face_idx] == 1]
-    for f in np.flatnonzero(owner < 0):  # slivers on boundaries: largest overlap wins
-        candidates = tree.query(faces[f])
+    for sliver in np.flatnonzero(owner < 0):  # faces on no or two cells: largest overlap wins
+        candidates = tree.query(faces[sliver])
         if len(candidates):
-            overlap = shapely.area(shapely.intersection(faces[f], cells[candidates]))
-            owner[f] = candidates[int(np.argmax(overlap))]
+            overlap = shapely.area(shapely.intersection(faces[sliver], cells[candidates]))
+            owner[sliver] = candidates[int(np.argmax(overlap))]
     result: list[list[Polygon]] = [[] for _ in cells]
-    for f, o in enumerate(owner):
-        if o >= 0:
-            result[o].append(faces[f])
+    for face, cell in zip(faces, owner, strict=True):
+        if cell >= 0:
+            result[cell].append(face)
     if any(not r for r in result):
         raise RuntimeError("a cell lost all its faces while noding the coverage")
     return result
@@ -228,67 +223,109 @@ def order_cells(cells: Sequence[BaseGeometry], band_m: float) -> list[int]:
     return sorted(range(len(cells)), key=lambda i: (-np.floor(y[i] / band_m), x[i]))
 
 
-def name_generated(street: StreetSpec, kind: str, number: int) -> tuple[str, str]:
-    """Return the illustrative (Chinese, English) name of a generated community."""
-    stem = street.name.removesuffix("街道").removesuffix("镇")
-    en = STREET_STEMS_EN.get(stem, stem)
-    if kind == "village":
-        return f"{stem}第{number}村", f"{en} Village {number}"
-    return f"{stem}第{number}社区", f"{en} Community {number}"
-
-
-def build_streets(spec: TerritorySpec, outline: Polygon, rng: np.random.Generator, zones):
+def build_streets(
+    spec: TerritorySpec, outline: Polygon, rng: np.random.Generator, zones: DensityZones
+) -> list[BaseGeometry]:
     """Split the district outline (metres) into the spec's streets, in spec order."""
-    cores = [s.core for s in spec.streets]
-    if all(c is not None for c in cores):
+    cores = [s.core for s in spec.streets if s.core is not None]
+    if len(cores) == len(spec.streets):
         seeds = project_lonlat(cores) + rng.normal(0, spec.core_jitter_m, (len(cores), 2))
         return split_polygon(outline, len(cores), rng, seeds=seeds)
-    return split_polygon(outline, len(cores), rng, zones)
+    return split_polygon(outline, len(spec.streets), rng, zones)
 
 
-def build_communities(spec, street, geom, counts, rng, zones) -> list[dict]:
-    """Split one street (metres) into communities; return records ordered by code."""
+def number_streets(district_code: str, streets: Sequence[StreetSpec]) -> list[str]:
+    """Return each street's code: district + 001.. for 街道, + 100.. for 镇 (spec order)."""
+    next_suffix = {"street": 1, "town": 100}
+    codes = []
+    for street in streets:
+        codes.append(f"{district_code}{next_suffix[street.kind]:03d}")
+        next_suffix[street.kind] += 1
+    return codes
+
+
+def build_communities(
+    spec: TerritorySpec, street: StreetSpec, street_code: str, geom: BaseGeometry, count: int,
+    rng: np.random.Generator, zones: DensityZones,
+) -> list[Community]:
+    """Split one street (metres) into `count` communities; return them ordered by code.
+
+    Named communities (hengqin) sit at their cores; generated ones are 社区 nearest the
+    street core (its `urban_share`) and 村 further out, numbered by distance.
+    """
     if street.communities:
         seeds = project_lonlat([c.core for c in street.communities])
         seeds += rng.normal(0, spec.core_jitter_m, seeds.shape)
         cells = split_polygon(geom, len(seeds), rng, seeds=seeds)
         return [
-            {"name": c.name, "name_en": c.name_en, "kind": c.kind, "geom": cell}
-            for c, cell in zip(street.communities, cells, strict=True)
+            Community(f"{street_code}{n:03d}", c.name, c.name_en, c.kind, cell)
+            for n, (c, cell) in enumerate(zip(street.communities, cells, strict=True), start=1)
         ]
-    cells = split_polygon(geom, counts, rng, zones)
-    core = project_lonlat([street.core])[0] if street.core else np.array(geom.centroid.coords[0])
+    cells = split_polygon(geom, count, rng, zones)
+    core = project_lonlat([street.core])[0] if street.core else shapely.get_coordinates(
+        geom.centroid
+    )[0]
     centroids = shapely.get_coordinates(shapely.centroid(np.asarray(cells, dtype=object)))
     by_distance = np.argsort(np.hypot(*(centroids - core).T), kind="stable")
-    n_urban = round(street.urban_share * counts)
-    records = []
+    n_urban = round(street.urban_share * count)
+    stem = street.name.removesuffix("街道").removesuffix("镇")
+    stem_en = outlines.STREET_STEMS_EN.get(stem, stem)
+    communities = []
     for rank, idx in enumerate(by_distance):
-        kind = "community" if rank < n_urban else "village"
-        number = rank + 1 if kind == "community" else rank + 1 - n_urban
-        name, name_en = name_generated(street, kind, number)
-        records.append({"name": name, "name_en": name_en, "kind": kind, "geom": cells[idx],
-                        "number": number})
-    return records
+        urban = rank < n_urban
+        number = rank + 1 if urban else rank + 1 - n_urban
+        code = f"{street_code}{number + (0 if urban else 200):03d}"
+        if urban:
+            names = (f"{stem}第{number}社区", f"{stem_en} Community {number}", "community")
+        else:
+            names = (f"{stem}第{number}村", f"{stem_en} Village {number}", "village")
+        communities.append(Community(code, *names, cells[idx]))
+    return communities
 
 
-def classify_grids(cells, community_kind, zones_kind, rng) -> tuple[list[str], list[int]]:
-    """Pick each grid's kind (zone majority, else weighted by community kind) and households."""
+def classify_grids(
+    cells: Sequence[BaseGeometry], community_kind: str, zones: KindZones, rng: np.random.Generator
+) -> tuple[list[str], list[int]]:
+    """Pick grid kinds (a zone covering > 50 % wins, else by community kind) and households."""
+    weights = outlines.GRID_KIND_WEIGHTS[community_kind]
+    geoms = np.asarray(cells, dtype=object)
+    shares = [(kind, shapely.area(shapely.intersection(geoms, zone)) / shapely.area(geoms))
+              for kind, zone in zones]
     kinds: list[str] = []
     households: list[int] = []
-    weights = GRID_KIND_WEIGHTS[community_kind]
-    areas = shapely.area(np.asarray(cells, dtype=object))
-    zone_share = [
-        (kind, shapely.area(shapely.intersection(cells, zone)) / areas) for kind, zone in zones_kind
-    ]
-    for i in range(len(cells)):
+    for i in range(len(geoms)):
         kind = str(rng.choice(list(weights), p=list(weights.values())))
-        for zone_kind, share in zone_share:
-            if share[i] > 0.5:
-                kind = zone_kind
-        low, high = HOUSEHOLD_RANGES[kind]
+        kind = next((zone_kind for zone_kind, share in shares if share[i] > 0.5), kind)
+        low, high = outlines.HOUSEHOLD_RANGES[kind]
         kinds.append(kind)
         households.append(int(rng.integers(low, high + 1)))
     return kinds, households
+
+
+def build_grids(
+    spec: TerritorySpec, seed: int, communities: Sequence[Community], density_zones: DensityZones,
+    kind_zones: KindZones,
+) -> tuple[list[BaseGeometry], list[dict[str, Any]], list[int]]:
+    """Split the communities into the spec's number of grids (by effective area, >= 3 each).
+
+    Returns the metric grid cells, their attribute rows and each one's community index.
+    """
+    weights = measure_effective_area([c.geom for c in communities], density_zones)
+    counts = allocate_counts(weights, spec.n_grids, MIN_GRIDS_PER_COMMUNITY)
+    cells_out: list[BaseGeometry] = []
+    rows: list[dict[str, Any]] = []
+    community_of: list[int] = []
+    for k, (community, count) in enumerate(zip(communities, counts, strict=True)):
+        rng = np.random.default_rng([seed, 3, k])
+        cells = split_polygon(community.geom, count, rng, density_zones)
+        cells = [cells[i] for i in order_cells(cells, np.sqrt(community.geom.area / count))]
+        kinds, households = classify_grids(cells, community.kind, kind_zones, rng)
+        for n, (kind, hh) in enumerate(zip(kinds, households, strict=True), start=1):
+            rows.append({"code": f"{community.code}{n:03d}", "name": f"{community.name}第{n}网格",
+                         "community_code": community.code, "kind": kind, "households": hh})
+        cells_out += cells
+        community_of += [k] * count
+    return cells_out, rows, community_of
 
 
 def build_territory(scale: str, seed: int = 2024) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
@@ -298,90 +335,58 @@ def build_territory(scale: str, seed: int = 2024) -> tuple[gpd.GeoDataFrame, gpd
     streets, communities in that order); `grids` has code, name, community_code, kind,
     households, geometry. Geometries are valid MultiPolygons in longitude/latitude degrees.
     """
-    if scale not in TERRITORY_SPECS:
+    if scale not in outlines.TERRITORY_SPECS:
         raise ValueError(f"unknown scale {scale!r}; expected one of {SCALES}")
-    spec = TERRITORY_SPECS[scale]
+    spec = outlines.TERRITORY_SPECS[scale]
     outline = Polygon(project_lonlat(spec.outline))
-    zones = [(z.density, Polygon(project_lonlat(z.ring))) for z in spec.zones]
-    zones_kind = [(z.kind, geom) for z, geom in zip(spec.zones, zones_geoms(zones), strict=True)]
-    for _, zone in zones:
-        shapely.prepare(zone)
-    density_zones = [(d, z) for d, z in zones if d != 1.0]
+    zone_geoms = [Polygon(project_lonlat(z.ring)) for z in spec.zones]
+    shapely.prepare(zone_geoms)
+    density_zones = [(z.density, g) for z, g in zip(spec.zones, zone_geoms, strict=True)
+                     if z.density != 1.0]
+    kind_zones = [(z.kind, g) for z, g in zip(spec.zones, zone_geoms, strict=True)]
 
     streets = build_streets(spec, outline, np.random.default_rng([seed, 1]), density_zones)
-    per_street = [s.n_communities for s in spec.streets]
-    if any(n is None for n in per_street):
+    per_street = [s.n_communities or 0 for s in spec.streets]
+    if not all(per_street):
         per_street = allocate_counts(shapely.area(streets), spec.n_communities, 3)
     street_codes = number_streets(spec.code, spec.streets)
-
-    communities: list[dict] = []
-    for k, (street, geom) in enumerate(zip(spec.streets, streets, strict=True)):
+    communities: list[Community] = []
+    street_of: list[int] = []
+    for k, street in enumerate(spec.streets):
         rng = np.random.default_rng([seed, 2, k])
-        records = build_communities(spec, street, geom, per_street[k], rng, density_zones)
-        for rank, rec in enumerate(records):
-            number = rec.pop("number", rank + 1)
-            offset = 0 if rec["kind"] == "community" else 200
-            rec.update(code=f"{street_codes[k]}{offset + number:03d}", street=k)
-        communities.extend(sorted(records, key=lambda r: r["code"]))
+        built = build_communities(
+            spec, street, street_codes[k], streets[k], per_street[k], rng, density_zones
+        )
+        communities += built
+        street_of += [k] * len(built)
 
-    weights = measure_effective_area([c["geom"] for c in communities], density_zones)
-    grid_counts = allocate_counts(weights, spec.n_grids, MIN_GRIDS_PER_COMMUNITY)
-    grid_cells: list[BaseGeometry] = []
-    grid_rows: list[dict] = []
-    for k, (community, count) in enumerate(zip(communities, grid_counts, strict=True)):
-        rng = np.random.default_rng([seed, 3, k])
-        cells = split_polygon(community["geom"], count, rng, density_zones)
-        band = float(np.sqrt(community["geom"].area / count))
-        cells = [cells[i] for i in order_cells(cells, band)]
-        kinds, households = classify_grids(cells, community["kind"], zones_kind, rng)
-        for n, (kind, hh) in enumerate(zip(kinds, households, strict=True), start=1):
-            grid_rows.append({
-                "code": f"{community['code']}{n:03d}", "name": f"{community['name']}第{n}网格",
-                "community_code": community["code"], "kind": kind, "households": hh,
-                "community": k,
-            })
-        grid_cells.extend(cells)
-
-    faces = node_coverage(grid_cells)
-    grid_geoms = [merge_faces(f) for f in faces]
+    grid_cells, grid_rows, community_of = build_grids(
+        spec, seed, communities, density_zones, kind_zones
+    )
+    # Node the grid coverage, then derive every parent as the exact union of its children.
+    grid_faces = node_coverage(grid_cells)
     community_faces: list[list[Polygon]] = [[] for _ in communities]
-    for row, f in zip(grid_rows, faces, strict=True):
-        community_faces[row.pop("community")].extend(f)
-    community_geoms = [merge_faces(f) for f in community_faces]
+    for k, faces in zip(community_of, grid_faces, strict=True):
+        community_faces[k].extend(faces)
     street_faces: list[list[Polygon]] = [[] for _ in spec.streets]
-    for community, f in zip(communities, community_faces, strict=True):
-        street_faces[community["street"]].extend(f)
-    street_geoms = [merge_faces(f) for f in street_faces]
-    district_geom = merge_faces([f for fs in street_faces for f in fs])
+    for k, faces in zip(street_of, community_faces, strict=True):
+        street_faces[k].extend(faces)
+    admin_geoms = [merge_faces([f for faces in street_faces for f in faces])]
+    admin_geoms += [merge_faces(faces) for faces in street_faces + community_faces]
 
-    admin_rows = [{"code": spec.code, "name": spec.name, "name_en": spec.name_en,
-                   "level": "district", "parent_code": None, "kind": "district"}]
-    admin_rows += [{"code": street_codes[k], "name": s.name, "name_en": s.name_en,
-                    "level": "street", "parent_code": spec.code, "kind": s.kind}
-                   for k, s in enumerate(spec.streets)]
-    admin_rows += [{"code": c["code"], "name": c["name"], "name_en": c["name_en"],
-                    "level": "community", "parent_code": street_codes[c["street"]],
-                    "kind": c["kind"]} for c in communities]
-    admin_geoms = [district_geom, *street_geoms, *community_geoms]
-    admin = gpd.GeoDataFrame(admin_rows, geometry=to_lonlat(admin_geoms), crs=GEOGRAPHIC_CRS)
-    grids = gpd.GeoDataFrame(grid_rows, geometry=to_lonlat(grid_geoms), crs=GEOGRAPHIC_CRS)
+    rows: list[dict[str, Any]] = [{"code": spec.code, "name": spec.name, "name_en": spec.name_en,
+                                   "level": "district", "parent_code": None, "kind": "district"}]
+    rows += [{"code": code, "name": s.name, "name_en": s.name_en, "level": "street",
+              "parent_code": spec.code, "kind": s.kind}
+             for code, s in zip(street_codes, spec.streets, strict=True)]
+    rows += [{"code": c.code, "name": c.name, "name_en": c.name_en, "level": "community",
+              "parent_code": street_codes[k], "kind": c.kind}
+             for c, k in zip(communities, street_of, strict=True)]
+    admin = gpd.GeoDataFrame(rows, geometry=to_lonlat(admin_geoms), crs=GEOGRAPHIC_CRS)
+    grid_geoms = to_lonlat([merge_faces(faces) for faces in grid_faces])
+    grids = gpd.GeoDataFrame(grid_rows, geometry=grid_geoms, crs=GEOGRAPHIC_CRS)
     grids["households"] = grids["households"].astype("int64")
     return admin, grids
-
-
-def zones_geoms(zones: Sequence[tuple[float, Polygon]]) -> list[Polygon]:
-    """Return the zone polygons (metres) without their densities."""
-    return [z for _, z in zones]
-
-
-def number_streets(district_code: str, streets: Sequence[StreetSpec]) -> list[str]:
-    """Return each street's code: district + 001.. for 街道, + 100.. for 镇 (spec order)."""
-    next_code = {"street": 1, "town": 100}
-    suffixes = []
-    for street in streets:
-        suffixes.append(f"{district_code}{next_code[street.kind]:03d}")
-        next_code[street.kind] += 1
-    return suffixes
 
 
 def to_lonlat(geoms: Sequence[BaseGeometry]) -> np.ndarray:

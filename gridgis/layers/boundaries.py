@@ -138,7 +138,7 @@ def _check_features(frame: gpd.GeoDataFrame, source: str, level_column: str | No
         if pattern is not None and not pattern.match(code):
             problems.append(Problem(source, row, code, f"code breaks the {level} code scheme"))
         if code in seen:
-            problems.append(Problem(source, row, code, f"duplicate code (also feature {seen[code]})"))
+            problems.append(Problem(source, row, code, f"duplicate code (as feature {seen[code]})"))
         seen.setdefault(code, row)
         reason = spatial.polygon_problem(geometry)
         if reason:

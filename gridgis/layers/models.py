@@ -8,6 +8,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     Text,
     func,
@@ -99,6 +100,7 @@ class Building(Versioned, Base):
         CheckConstraint("floors >= 1", name="floors"),
         CheckConstraint(f"footprint IS NULL OR ({_valid('footprint')})", name="footprint_valid"),
         CheckConstraint("NOT ST_IsEmpty(location)", name="location_valid"),
+        Index("ix_building_risk_flags", "risk_flags", postgresql_using="gin"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -166,6 +168,7 @@ class Resident(Base):
         CheckConstraint(sql_in("residency", RESIDENCIES), name="residency"),
         CheckConstraint(sql_subset("vulnerabilities", VULNERABILITIES), name="vulnerabilities"),
         CheckConstraint("moved_out_at IS NULL OR moved_out_at >= registered_at", name="moved_out"),
+        Index("ix_resident_vulnerabilities", "vulnerabilities", postgresql_using="gin"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,0 +1,98 @@
+"""HTTP for the layers: GeoJSON FeatureCollections with bbox, filters and keyset paging."""
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from gridgis.auth import CurrentUser
+from gridgis.db import SessionDep
+from gridgis.layers import queries, residents
+from gridgis.layers.schemas import Feature, FeatureCollection
+from gridgis.params import BBoxDep, PageDep
+
+router = APIRouter(prefix="/api", tags=["layers"])
+GEOJSON = "application/geo+json"
+Within = Annotated[str | None, Query(description="code of an admin unit or grid to look inside")]
+
+
+def geojson_page(request: Request, page: queries.FeaturePage) -> Response:
+    """Return the page as GeoJSON bytes assembled around the SQL-built features."""
+    links = [{"rel": "self", "href": str(request.url), "type": GEOJSON}]
+    if page.next_cursor is not None:
+        href = request.url.include_query_params(cursor=str(page.next_cursor))
+        links.append({"rel": "next", "href": str(href), "type": GEOJSON})
+    body = (f'{{"type":"FeatureCollection","features":{page.features_json},'
+            f'"numberReturned":{page.number_returned},"links":{json.dumps(links)}}}')
+    return Response(body, media_type=GEOJSON)
+
+
+def layer_page(request: Request, session: SessionDep, layer: str, bbox: BBoxDep,
+               page: PageDep, within: str | None, **equals: str | None) -> Response:
+    """Return one page of a public (non-personal) layer."""
+    result = queries.feature_page(
+        session, queries.LAYERS[layer], bbox=bbox, page=page, within=within,
+        equals={k: v for k, v in equals.items() if v is not None},
+    )
+    return geojson_page(request, result)
+
+
+@router.get("/admin-units", response_model=FeatureCollection)
+def list_admin_units(request: Request, session: SessionDep, bbox: BBoxDep, page: PageDep,
+                     within: Within = None,
+                     level: Annotated[str | None, Query(pattern="^(district|street|community)$")]
+                     = None) -> Response:
+    """Districts, streets and communities."""
+    return layer_page(request, session, "admin-units", bbox, page, within, level=level)
+
+
+@router.get("/grids", response_model=FeatureCollection)
+def list_grids(request: Request, session: SessionDep, bbox: BBoxDep, page: PageDep,
+               within: Within = None, kind: str | None = None) -> Response:
+    """Grids (网格) with their community."""
+    return layer_page(request, session, "grids", bbox, page, within, kind=kind)
+
+
+@router.get("/buildings", response_model=FeatureCollection)
+def list_buildings(request: Request, session: SessionDep, bbox: BBoxDep, page: PageDep,
+                   within: Within = None, use: str | None = None) -> Response:
+    """Buildings as points, with risk flags and their grid."""
+    return layer_page(request, session, "buildings", bbox, page, within, use=use)
+
+
+@router.get("/stations", response_model=FeatureCollection)
+def list_stations(request: Request, session: SessionDep, bbox: BBoxDep, page: PageDep,
+                  within: Within = None,
+                  level: Annotated[str | None, Query(pattern="^(centre|station|post)$")] = None
+                  ) -> Response:
+    """Party-mass service positions: community centres, stations, building posts."""
+    return layer_page(request, session, "stations", bbox, page, within, level=level)
+
+
+@router.get("/shelters", response_model=FeatureCollection)
+def list_shelters(request: Request, session: SessionDep, bbox: BBoxDep, page: PageDep,
+                  within: Within = None, kind: str | None = None) -> Response:
+    """Shelters with capacity and occupancy."""
+    return layer_page(request, session, "shelters", bbox, page, within, kind=kind)
+
+
+@router.get("/residents", response_model=FeatureCollection)
+def list_residents(request: Request, session: SessionDep, user: CurrentUser, bbox: BBoxDep,
+                   page: PageDep, within: Within = None, residency: str | None = None,
+                   vulnerability: str | None = None, include_moved_out: bool = False
+                   ) -> Response:
+    """Residents the caller may see (their grids; masked for the command centre); audited."""
+    result = residents.resident_page(
+        session, user, bbox=bbox, page=page, within=within, residency=residency,
+        vulnerability=vulnerability, include_moved_out=include_moved_out,
+    )
+    session.commit()
+    return geojson_page(request, result)
+
+
+@router.get("/residents/{code}", response_model=Feature)
+def get_resident(session: SessionDep, user: CurrentUser, code: str) -> Response:
+    """One resident, if the caller may see them; audited."""
+    feature = residents.resident_feature(session, user, code)
+    session.commit()
+    return Response(feature, media_type=GEOJSON)

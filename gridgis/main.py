@@ -1,0 +1,66 @@
+"""create_app(): the FastAPI application, composed of the domains' routers."""
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from gridgis import __version__, api
+from gridgis.errors import GridGisError, status_of
+from gridgis.layers import router as layers_router
+from gridgis.maps import assets
+from gridgis.maps import router as maps_router
+from gridgis.settings import get_settings
+
+
+def create_app() -> FastAPI:
+    """Return the application: API, pages and their static assets, all served locally."""
+    settings = get_settings()
+    app = FastAPI(title="gridgis", version=__version__, docs_url=None, redoc_url=None,
+                  description="Grids, typhoon warnings and evacuation checklists on PostGIS.")
+    app.include_router(api.router)
+    app.include_router(layers_router.router)
+    app.include_router(maps_router.router)
+    app.add_exception_handler(GridGisError, domain_error)  # type: ignore[arg-type]
+    mount_assets(app, settings.assets_dir)
+    add_docs(app)
+    return app
+
+
+async def domain_error(request: Request, exc: GridGisError) -> JSONResponse:
+    """Answer a domain error with its status and its message, nothing more."""
+    status = status_of(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+
+def mount_assets(app: FastAPI, vendor_dir: Path) -> None:
+    """Serve the npm packages and gridgis's own files; refuse to start without them."""
+    missing = [p for p in assets.PACKAGES if not (vendor_dir / p).is_dir()]
+    if missing:
+        raise GridGisError(f"browser assets missing in {vendor_dir} ({', '.join(missing)}): "
+                           f"run `make assets`")
+    for package in assets.PACKAGES:
+        app.mount(f"{assets.VENDOR}/{package}", StaticFiles(directory=vendor_dir / package),
+                  name=f"vendor-{package}")
+    app.mount(assets.OWN, StaticFiles(directory=assets.OWN_DIR), name="gridgis-static")
+
+
+def add_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from the local swagger-ui-dist (the default loads it from a CDN)."""
+    ui = f"{assets.VENDOR}/swagger-ui-dist"
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json", title="gridgis API",
+            swagger_js_url=f"{ui}/swagger-ui-bundle.js", swagger_css_url=f"{ui}/swagger-ui.css",
+            swagger_favicon_url=f"{ui}/favicon-32x32.png",
+            oauth2_redirect_url="/docs/oauth2-redirect",
+        )
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    def oauth2_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()

@@ -1,0 +1,129 @@
+"""The command-centre page: the territory's grids by community, stations and shelters.
+
+A pure builder: it gets the territory's bounds and the settings and returns a ``folium.Map``.
+Data reaches the page from the HTTP API at run time (folium's Realtime layer), never
+embedded, so the page stays small and shows what the database holds now.
+"""
+
+import json
+from typing import Any
+
+import folium
+from branca.element import MacroElement, Template
+from folium.plugins import Realtime
+from folium.utilities import JsCode
+
+from gridgis.maps import assets
+
+# Styles are data: community colours, station levels, shelters.
+COMMUNITY_PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948",
+                     "#b07aa1", "#ff9da7", "#9c755f", "#86bcb6", "#d37295", "#a0cbe8")
+STATION_STYLES = {
+    "centre": {"label": "党群服务中心", "color": "#c0392b", "radius": 6},
+    "station": {"label": "党群服务站", "color": "#e67e22", "radius": 4},
+    "post": {"label": "楼宇党群驿站", "color": "#f1c40f", "radius": 3},
+}
+SHELTER_STYLE = {"label": "避护场所", "color": "#16a085", "radius": 6}
+REFRESH_MS = 60_000
+GRID_PAGE = 5000
+
+GRID_STYLE_JS = """
+(feature) => {
+  const palette = %(palette)s;
+  const code = feature.properties.community_code || "";
+  let h = 0;
+  for (const c of code) { h = (h * 31 + c.charCodeAt(0)) >>> 0; }
+  return {color: "#555", weight: 0.8, fillColor: palette[h %% palette.length],
+          fillOpacity: 0.45};
+}
+"""
+GRID_EACH_JS = """
+(feature, layer) => {
+  const p = feature.properties;
+  layer.bindTooltip(`${p.code}<br>${p.name}<br>${p.community_name} · ${p.households} 户`,
+                    {sticky: true});
+}
+"""
+COMMUNITY_STYLE_JS = "(feature) => ({color: '#222', weight: 2, fill: false})"
+POINT_JS = """
+(feature, latlng) => {
+  const styles = %(styles)s;
+  const s = styles[feature.properties.%(key)s] || styles["*"];
+  const marker = L.circleMarker(latlng, {radius: s.radius, color: "#fff", weight: 1,
+                                         fillColor: s.color, fillOpacity: 0.95});
+  marker.bindTooltip(%(tooltip)s);
+  return marker;
+}
+"""
+
+
+def _layer(source: str, name: str, interval: int = REFRESH_MS, **options: Any) -> Realtime:
+    layer = Realtime(source, get_feature_id=JsCode("(f) => f.id"), interval=interval,
+                     remove_missing=True, **options)
+    layer.layer_name = name
+    return layer
+
+
+class LayerRegistry(MacroElement):
+    """Expose the page's live layers as ``window.gridgis.layers`` (for tests and scripts)."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        window.gridgis = {map: {{ this.map_name }}, layers: {
+        {%- for key, name in this.layers.items() %}{{ key|tojson }}: {{ name }},{% endfor %}
+        }};
+        {% endmacro %}
+    """)
+
+    def __init__(self, map_name: str, layers: dict[str, str]):
+        super().__init__()
+        self.map_name = map_name
+        self.layers = layers
+
+
+def legend_html() -> str:
+    """Return the legend's HTML: station levels and shelters."""
+    rows = [f'<div><i style="background:{s["color"]}"></i>{s["label"]}</div>'
+            for s in [*STATION_STYLES.values(), SHELTER_STYLE]]
+    return ('<div class="gridgis-legend leaflet-control" style="position:absolute;'
+            'bottom:48px;left:10px;z-index:800"><div class="gridgis-title">图例</div>'
+            '<div>网格按社区着色</div>' + "".join(rows) + "</div>")
+
+
+def build_command_map(bounds: tuple[float, float, float, float] | None, *,
+                      basemap_url: str | None, basemap_attribution: str = "",
+                      api: str = "/api") -> folium.Map:
+    """Return the command-centre map over ``bounds`` (west, south, east, north, EPSG:4326)."""
+    west, south, east, north = bounds or (113.0, 22.0, 114.0, 23.0)
+    m = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=11,
+                   tiles=None, control_scale=True, prefer_canvas=True)
+    if basemap_url:
+        folium.TileLayer(tiles=basemap_url, attr=basemap_attribution or "basemap",
+                         name="底图", overlay=False).add_to(m)
+    m.fit_bounds([[south, west], [north, east]])
+
+    grids = _layer(f"{api}/grids?limit={GRID_PAGE}", "网格", interval=5 * REFRESH_MS,
+                   style=JsCode(GRID_STYLE_JS % {"palette": json.dumps(COMMUNITY_PALETTE)}),
+                   on_each_feature=JsCode(GRID_EACH_JS))
+    communities = _layer(f"{api}/admin-units?level=community", "社区边界",
+                         interval=5 * REFRESH_MS, style=JsCode(COMMUNITY_STYLE_JS))
+    stations = _layer(f"{api}/stations?limit={GRID_PAGE}", "党群服务阵地",
+                      point_to_layer=JsCode(POINT_JS % {
+                          "styles": json.dumps({**STATION_STYLES, "*": STATION_STYLES["post"]}),
+                          "key": "level", "tooltip": "feature.properties.name"}))
+    shelters = _layer(f"{api}/shelters?limit={GRID_PAGE}", "避护场所",
+                      point_to_layer=JsCode(POINT_JS % {
+                          "styles": json.dumps({"*": SHELTER_STYLE}), "key": "kind",
+                          "tooltip": "`${feature.properties.name}<br>"
+                                     "${feature.properties.occupancy}/"
+                                     "${feature.properties.capacity} 人`"}))
+    layers = {"grids": grids, "communities": communities, "stations": stations,
+              "shelters": shelters}
+    for layer in layers.values():
+        layer.add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    m.get_root().html.add_child(folium.Element(legend_html()))  # type: ignore[attr-defined]
+    m.add_child(LayerRegistry(m.get_name(), {k: v.get_name() for k, v in layers.items()}))
+    assets.add_page_assets(m)
+    assets.localise(m)
+    return m

@@ -1,0 +1,70 @@
+"""Reusable query parameters (bbox, paging) as ``Annotated`` FastAPI dependencies."""
+
+import math
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query
+
+from gridgis.errors import InvalidInput
+from gridgis.settings import get_settings
+
+
+@dataclass(frozen=True)
+class BBox:
+    """A lon/lat box in EPSG:4326: west, south, east, north (degrees)."""
+
+    west: float
+    south: float
+    east: float
+    north: float
+
+
+def parse_bbox(
+    bbox: Annotated[str | None, Query(description="west,south,east,north in lon/lat degrees",
+                                      examples=["113.50,22.10,113.56,22.16"])] = None,
+) -> BBox | None:
+    """Return the bbox query parameter, or None; raise InvalidInput if it is not one."""
+    if bbox is None:
+        return None
+    shape_error = InvalidInput(f"bbox must be four numbers west,south,east,north, not {bbox!r}")
+    try:
+        values = [float(p) for p in bbox.split(",")]
+    except ValueError:
+        raise shape_error from None
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise shape_error
+    west, south, east, north = values
+    if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= 90
+            and -90 <= north <= 90):
+        raise InvalidInput("bbox is outside lon -180..180 / lat -90..90 (lat/lon swapped?)")
+    if west > east or south > north:
+        raise InvalidInput("bbox must be west,south,east,north with west <= east, south <= north")
+    return BBox(west, south, east, north)
+
+
+@dataclass(frozen=True)
+class Page:
+    """Keyset paging: rows after ``cursor`` (an opaque position), at most ``limit``."""
+
+    limit: int
+    cursor: int
+
+
+def parse_page(
+    limit: Annotated[int, Query(ge=1, description="features per page")] = 1000,
+    cursor: Annotated[str | None, Query(description="from the previous page's next link")] = None,
+) -> Page:
+    """Return the paging parameters, capped at the configured page size."""
+    maximum = get_settings().page_size_max
+    if limit > maximum:
+        raise InvalidInput(f"limit may be at most {maximum}")
+    if cursor is None:
+        return Page(limit, 0)
+    if not cursor.isdigit() or len(cursor) > 12:
+        raise InvalidInput(f"cursor {cursor!r} is not one this server gave out")
+    return Page(limit, int(cursor))
+
+
+BBoxDep = Annotated[BBox | None, Depends(parse_bbox)]
+PageDep = Annotated[Page, Depends(parse_page)]
