@@ -3,6 +3,7 @@
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -126,11 +127,18 @@ def demo_load(
     scale: Annotated[str, typer.Option(help="hengqin | nansha | city")] = "hengqin",
     seed: Annotated[int | None, typer.Option(help="generator seed (default: settings)")] = None,
     replace: Annotated[bool, typer.Option(help="wipe the layers and load again")] = False,
+    admin_units: Annotated[Path | None, typer.Option(help="admin-unit boundary file instead of "
+                                                         "the scale's own")] = None,
+    grids: Annotated[Path | None, typer.Option(help="grid boundary file instead of the "
+                                                   "scale's own")] = None,
 ) -> None:
     """Load a demo territory: boundaries, buildings, stations, shelters, residents."""
+    from gridgis import db
     from gridgis.demo import load
 
-    report = load.load_demo(scale, seed=seed, replace=replace, progress=sys.stderr.isatty())
+    report = load.load_demo(db.get_engine(), scale, seed=seed, replace=replace,
+                            progress=sys.stderr.isatty(), admin_units_file=admin_units,
+                            grids_file=grids)
     typer.echo(report)
 
 
@@ -164,8 +172,9 @@ def user_add(
     password = sys.stdin.readline().rstrip("\n")
     with Session(db.get_engine()) as session:
         user = auth.add_user(session, name, role, password, grid or [])
+        saved = f"user {user.username} ({user.role}) saved"
         session.commit()
-    typer.echo(f"user {user.username} ({user.role}) saved")
+    typer.echo(saved)
 
 
 if __name__ == "__main__":

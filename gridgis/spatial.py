@@ -21,11 +21,13 @@ def utm_crs(lon: float, lat: float) -> CRS:
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
 
-def to_metric(geometries: NDArray[np.object_]) -> NDArray[np.object_]:
-    """Return EPSG:4326 geometries projected into the UTM zone of their common centre."""
+def to_metric(geometries: NDArray[np.object_],
+              around: NDArray[np.object_] | None = None) -> NDArray[np.object_]:
+    """Return EPSG:4326 geometries projected into the UTM zone of the centre of ``around``
+    (default: of the geometries themselves)."""
     if len(geometries) == 0:
         return geometries
-    xmin, ymin, xmax, ymax = shapely.total_bounds(geometries)
+    xmin, ymin, xmax, ymax = shapely.total_bounds(geometries if around is None else around)
     crs = utm_crs((xmin + xmax) / 2, (ymin + ymax) / 2)
     transformer = Transformer.from_crs(WGS84, crs, always_xy=True)
     return np.asarray(shapely.transform(geometries, transformer.transform, interleaved=False))
@@ -50,7 +52,10 @@ def polygon_problem(geometry: shapely.Geometry | None) -> str | None:
 def area_outside_m2(children: NDArray[np.object_], parents: NDArray[np.object_]) -> NDArray[
     np.float64
 ]:
-    """Return, per pair, the area of the child lying outside its parent, in square metres."""
-    both = to_metric(np.concatenate([children, parents]))
-    outside = shapely.difference(both[: len(children)], both[len(children):])
-    return np.asarray(shapely.area(outside), dtype=np.float64)
+    """Return, per pair, the area of the child lying outside its parent, in square metres.
+
+    The difference is taken in lon/lat, as PostGIS compares geometries (a vertex on a
+    parent's edge is inside it), and only its area is measured in the metric projection.
+    """
+    outside = shapely.difference(children, parents)
+    return np.asarray(shapely.area(to_metric(outside, around=children)), dtype=np.float64)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import shapely
 
-from gridgis.demo.territory import CODE_PATTERNS, SCALES, build_territory, parent_code_of
+from gridgis.demo.territory import SCALES, build_territory
+from gridgis.layers.codes import CODE_PATTERNS, parent_code_of
 
 BOUNDARIES = Path(__file__).resolve().parents[1] / "data" / "boundaries"
 METRIC_CRS = "EPSG:32649"

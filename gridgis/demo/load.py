@@ -14,10 +14,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 from tqdm import tqdm
 
-from gridgis import db
 from gridgis.demo import people, population, territory
 from gridgis.errors import Conflict, InvalidInput
 from gridgis.layers import boundaries
@@ -53,14 +52,17 @@ PROFILES = {
 }
 
 
-def load_demo(scale: str, *, seed: int | None = None, replace: bool = False,
+def load_demo(engine: Engine, scale: str, *, seed: int | None = None, replace: bool = False,
               progress: bool = False, admin_units_file: Path | None = None,
               grids_file: Path | None = None) -> str:
-    """Load a demo territory in one transaction; return a one-paragraph report."""
+    """Load a demo territory in one transaction; return a one-paragraph report.
+
+    ``admin_units_file`` and ``grids_file`` replace the territory's boundary files.
+    """
     if scale not in PROFILES:
         raise InvalidInput(f"unknown scale {scale!r}; scales are {', '.join(PROFILES)}")
     seed = get_settings().demo_seed if seed is None else seed
-    with db.get_engine().begin() as conn:
+    with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('gridgis demo load'))"))
         loaded = loaded_territory(conn)
         if loaded == scale and not replace:
@@ -78,7 +80,7 @@ def load_demo(scale: str, *, seed: int | None = None, replace: bool = False,
 
 
 def loaded_territory(conn: Connection) -> str | None:
-    """Return the demo scale whose district is loaded, 'another' for other data, or None."""
+    """Return the loaded demo scale ("district CODE" for other data), or None when empty."""
     if conn.execute(text("SELECT to_regclass('admin_unit')")).scalar() is None:
         raise InvalidInput("the database has no gridgis tables yet: run `gridgis db upgrade`")
     codes = conn.execute(text("SELECT code FROM admin_unit WHERE level = 'district'")).scalars()
@@ -86,7 +88,9 @@ def loaded_territory(conn: Connection) -> str | None:
     if not found:
         return None
     by_code = {p.district_code: scale for scale, p in PROFILES.items()}
-    return by_code.get(found[0], "another") if len(found) == 1 else "another"
+    if len(found) == 1 and found[0] in by_code:
+        return by_code[found[0]]
+    return "district " + ", ".join(sorted(found))
 
 
 def read_territory(scale: str, seed: int, admin_units_file: Path | None,

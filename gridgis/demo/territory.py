@@ -41,13 +41,6 @@ NODING_GRID_M = 0.05  # snap-rounding grid of the final coverage, metres
 COORDINATE_DECIMALS = 7  # decimals of longitude/latitude degrees in the output
 MIN_GRIDS_PER_COMMUNITY = 3
 
-CODE_PATTERNS: dict[str, str] = {
-    "district": r"^\d{6}$",
-    "street": r"^\d{6}(?!000)[01]\d{2}$",
-    "community": r"^\d{9}(?!000)[0-3]\d{2}$",
-    "grid": r"^\d{12}(?!000)\d{3}$",
-}
-_PARENT_LENGTH = {6: None, 9: 6, 12: 9, 15: 12}
 
 DensityZones = Sequence[tuple[float, Polygon]]  # (relative grid density, metric polygon)
 KindZones = Sequence[tuple[str, Polygon]]  # (grid kind, metric polygon)
@@ -62,14 +55,6 @@ class Community:
     name_en: str
     kind: str
     geom: BaseGeometry
-
-
-def parent_code_of(code: str) -> str | None:
-    """Return the parent code of an admin-unit or grid code (None for a district)."""
-    if not code.isdigit() or len(code) not in _PARENT_LENGTH:
-        raise ValueError(f"not a territory code: {code!r}")
-    length = _PARENT_LENGTH[len(code)]
-    return None if length is None else code[:length]
 
 
 def project_lonlat(points: Sequence[LonLat]) -> np.ndarray:

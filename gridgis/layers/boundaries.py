@@ -16,18 +16,13 @@ from sqlalchemy import Connection, text
 
 from gridgis import spatial
 from gridgis.errors import InvalidInput
+from gridgis.layers.codes import COMPILED as CODE_PATTERNS
 from gridgis.layers.models import ADMIN_KINDS, ADMIN_LEVELS, GRID_KINDS
 
 ADMIN_COLUMNS = ("code", "name", "level", "kind", "parent_code")
 GRID_COLUMNS = ("code", "name", "community_code", "kind")
 # A child may leave its parent by this much (rounding of shared edges), in square metres.
 CONTAINMENT_TOLERANCE_M2 = 5.0
-CODE_PATTERNS = {
-    "district": re.compile(r"^\d{6}$"),
-    "street": re.compile(r"^\d{9}$"),
-    "community": re.compile(r"^\d{12}$"),
-    "grid": re.compile(r"^\d{15}$"),
-}
 PARENT_LEVEL = {"street": "district", "community": "street"}
 
 

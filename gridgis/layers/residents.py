@@ -28,12 +28,13 @@ Home = aliased(Building, name="home")
 
 def mask_name(name: Any) -> ColumnElement[str]:
     """王小明 -> 王**: the surname stays, the rest is starred."""
-    return func.left(name, 1) + func.repeat("*", func.greatest(func.char_length(name) - 1, 1))
+    return func.concat(func.left(name, 1),
+                       func.repeat("*", func.greatest(func.char_length(name) - 1, 1)))
 
 
 def mask_tail(value: Any, keep_head: int, keep_tail: int) -> ColumnElement[str]:
     """13812345678 -> 138****5678: the first and last characters stay."""
-    return func.left(value, keep_head) + "****" + func.right(value, keep_tail)
+    return func.concat(func.left(value, keep_head), "****", func.right(value, keep_tail))
 
 
 def resident_spec(masked: bool) -> queries.LayerSpec:

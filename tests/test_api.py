@@ -1,0 +1,132 @@
+"""The HTTP API: health, layers as GeoJSON with bbox and paging, log-in, guarded residents."""
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from gridgis import auth
+from gridgis.models import AuditLog
+
+
+def test_health_reports_postgis(client: TestClient) -> None:
+    answer = client.get("/health")
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "ok"
+    assert answer.json()["postgis"].startswith("3.")
+
+
+@pytest.mark.parametrize("layer", ["admin-units", "grids", "buildings", "stations", "shelters"])
+def test_layers_are_feature_collections(client: TestClient, layer: str) -> None:
+    answer = client.get(f"/api/{layer}", params={"limit": 5})
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/geo+json"
+    body = answer.json()
+    assert body["type"] == "FeatureCollection"
+    assert body["numberReturned"] == len(body["features"]) == 5
+    assert all(f["geometry"]["type"] for f in body["features"])
+
+
+def test_paging_visits_every_grid_once(client: TestClient, session: Session) -> None:
+    total = session.execute(text("SELECT count(*) FROM grid")).scalar_one()
+    seen: list[str] = []
+    url: str | None = "/api/grids?limit=7"
+    while url:
+        body = client.get(url).json()
+        seen += [f["id"] for f in body["features"]]
+        url = next((link["href"] for link in body["links"] if link["rel"] == "next"), None)
+    assert len(seen) == len(set(seen)) == total
+
+
+def test_bbox_selects_what_it_touches(client: TestClient, session: Session) -> None:
+    west, south, east, north = session.execute(text(
+        "SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM (SELECT ST_Expand("
+        "ST_Envelope(boundary), -0.0001) b FROM grid ORDER BY id LIMIT 1) e")).one()
+    expected = set(session.execute(text(
+        "SELECT code FROM grid WHERE ST_Intersects(boundary, ST_MakeEnvelope(:w,:s,:e,:n,4326))"
+    ), {"w": west, "s": south, "e": east, "n": north}).scalars())
+    body = client.get("/api/grids", params={"bbox": f"{west},{south},{east},{north}",
+                                            "limit": 5000}).json()
+    assert {f["id"] for f in body["features"]} == expected
+    assert 1 <= len(expected) < session.execute(text("SELECT count(*) FROM grid")).scalar_one()
+
+
+def test_filters(client: TestClient, session: Session) -> None:
+    community = session.execute(text(
+        "SELECT code FROM admin_unit WHERE level = 'community' ORDER BY code LIMIT 1")).scalar()
+    grids = client.get("/api/grids", params={"within": community, "limit": 5000}).json()
+    assert grids["features"] and all(
+        f["properties"]["community_code"] == community for f in grids["features"])
+    posts = client.get("/api/stations", params={"level": "post", "limit": 5000}).json()
+    assert posts["features"] and {f["properties"]["level"] for f in posts["features"]} == {"post"}
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [("bbox=1,2,3", "four numbers"), ("bbox=22.1,113.5,22.2,113.6", "swapped"),
+     ("bbox=5,5,1,1", "west <= east"), ("limit=100000", "at most"),
+     ("cursor=abc", "cursor"), ("bbox=nan,1,2,3", "four numbers")],
+)
+def test_bad_parameters_are_named(client: TestClient, query: str, reason: str) -> None:
+    answer = client.get(f"/api/grids?{query}")
+    assert answer.status_code == 422
+    assert reason in str(answer.json()["detail"])
+
+
+def _token(client: TestClient, session: Session, name: str, role: str,
+           grids: list[str] | None = None) -> dict[str, str]:
+    auth.add_user(session, name, role, "correct horse battery", grids or [])
+    session.commit()
+    answer = client.post("/api/auth/token",
+                         data={"username": name, "password": "correct horse battery"})
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+def test_wrong_password_is_refused(client: TestClient, session: Session) -> None:
+    _token(client, session, "someone", "admin")
+    answer = client.post("/api/auth/token", data={"username": "someone", "password": "nope"})
+    assert answer.status_code == 401
+
+
+def test_residents_need_a_login(client: TestClient) -> None:
+    assert client.get("/api/residents").status_code == 401
+    bogus = {"Authorization": "Bearer not-a-token"}
+    assert client.get("/api/residents", headers=bogus).status_code == 401
+
+
+def test_grid_head_sees_own_grid_only_and_is_audited(client: TestClient,
+                                                     session: Session) -> None:
+    grid_a, grid_b = session.execute(text("SELECT code FROM grid ORDER BY id LIMIT 2")).scalars()
+    headers = _token(client, session, "head_a", "grid_head", [grid_a])
+    body = client.get("/api/residents", params={"limit": 5000}, headers=headers).json()
+    assert body["features"]
+    assert {f["properties"]["grid_code"] for f in body["features"]} == {grid_a}
+    assert "*" not in body["features"][0]["properties"]["name"]
+    other = session.execute(text(
+        "SELECT r.code FROM resident r JOIN building b ON b.id = r.building_id "
+        "JOIN grid g ON g.id = b.grid_id WHERE g.code = :g LIMIT 1"), {"g": grid_b}).scalar()
+    assert client.get(f"/api/residents/{other}", headers=headers).status_code == 404
+    own = body["features"][0]["id"]
+    assert client.get(f"/api/residents/{own}", headers=headers).status_code == 200
+    audits = session.query(AuditLog).filter(AuditLog.username == "head_a").all()
+    assert {(a.action, a.entity) for a in audits} == {("read", "resident")}
+    assert len(audits) == 2
+
+
+def test_command_sees_masked_planner_sees_nothing(client: TestClient, session: Session) -> None:
+    command = _token(client, session, "duty_officer", "command")
+    feature = client.get("/api/residents", params={"limit": 1}, headers=command).json()[
+        "features"][0]["properties"]
+    assert feature["name"][1:] == "*" * (len(feature["name"]) - 1)
+    assert feature["id_number"][4:8] == "****"
+    planner = _token(client, session, "planner_1", "planner")
+    assert client.get("/api/residents", headers=planner).status_code == 403
+
+
+def test_docs_are_served_locally(client: TestClient) -> None:
+    page = client.get("/docs").text
+    assert "/static/vendor/swagger-ui-dist/swagger-ui-bundle.js" in page
+    assert "cdn." not in page
+    assert client.get("/static/vendor/swagger-ui-dist/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/openapi.json").json()["info"]["title"] == "gridgis"

@@ -1,0 +1,90 @@
+"""Pages in a real headless Chromium against a running gridgis (Debian's ``chromium``)."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, sync_playwright
+from sqlalchemy import Engine, text
+
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.browser
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str) -> Iterator[str]:
+    """A real ``gridgis serve`` on a free loopback port, stopped after the module."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gridgis.cli", "serve", "--port", str(port)],
+        env={**os.environ, "GRIDGIS_DATABASE_URL": database_url},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=1) as answer:
+                if answer.status == 200:
+                    break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"gridgis serve did not start: {process.stderr!r}") from None
+            time.sleep(0.2)
+    yield base
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser_page(server: str) -> Iterator[Page]:
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed for the browser tests (make test installs it)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        yield page
+        browser.close()
+
+
+def test_command_page_draws_the_territory_offline(server: str, browser_page: Page,
+                                                  engine: Engine, output_dir: Path) -> None:
+    requests: list[str] = []
+    errors: list[str] = []
+    browser_page.on("request", lambda r: requests.append(r.url))
+    browser_page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    browser_page.on("pageerror", lambda e: errors.append(str(e)))
+    with engine.connect() as conn:
+        grids = conn.execute(text("SELECT count(*) FROM grid")).scalar_one()
+        stations = conn.execute(text("SELECT count(*) FROM station")).scalar_one()
+        shelters = conn.execute(text("SELECT count(*) FROM shelter")).scalar_one()
+
+    started = time.monotonic()
+    browser_page.goto(f"{server}/map/command")
+    count = "(name) => Object.keys(window.gridgis.layers[name]._features).length"
+    browser_page.wait_for_function(
+        f"window.gridgis && ({count})('grids') === {grids}", timeout=15_000)
+    ready_s = time.monotonic() - started
+    browser_page.wait_for_function(
+        f"({count})('stations') === {stations} && ({count})('shelters') === {shelters}",
+        timeout=15_000)
+    browser_page.evaluate("document.fonts.ready")
+    browser_page.wait_for_timeout(500)
+    browser_page.screenshot(path=output_dir / "command.png")
+
+    assert [u for u in requests if not u.startswith(server)] == []
+    assert errors == []
+    labels = browser_page.inner_text(".leaflet-control-layers")
+    assert "网格" in labels and "避护场所" in labels
+    print(f"command page: {grids} grids drawn {ready_s:.2f} s after navigation")
