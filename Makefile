@@ -6,17 +6,17 @@ BIN := $(VENV)/bin
 # The demo territory `make run` loads: hengqin (small) or nansha (1,292 grids).
 SCALE ?= nansha
 
-.PHONY: run test setup system venv assets db lint check clean
+.PHONY: run test setup system browser venv assets db lint clean
 
 run: setup db
 	$(BIN)/gridgis demo load --scale $(SCALE)
 	$(BIN)/gridgis serve
 
-test: setup db
-	scripts/install-system-deps.sh --browser
-	$(BIN)/ruff check gridgis tests migrations data/boundaries
-	$(BIN)/mypy
+test: setup browser db lint
 	$(BIN)/pytest
+
+browser:
+	@scripts/install-system-deps.sh --browser
 
 setup: system venv assets
 

@@ -17,7 +17,8 @@ if [ -z "${DATABASE_URL:-}${GRIDGIS_DATABASE_URL:-}" ]; then
 fi
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || want+=(python3-venv)
 have_cmd npm || want+=(npm)
-have_cmd runuser || want+=(util-linux)
+# As root the local cluster runs as an unprivileged user, through runuser.
+[ "$(id -u)" != 0 ] || have_cmd runuser || want+=(util-linux)
 if [ "${1:-}" = "--browser" ]; then
   have_cmd chromium || want+=(chromium)
 fi
