@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from gridgis.db import SessionDep
 from gridgis.errors import Forbidden, InvalidInput, Unauthorized
-from gridgis.models import ROLES, AppUser, AuthToken, app_user_grid
+from gridgis.models import NO_PASSWORD, ROLES, AppUser, AuthToken, app_user_grid
 from gridgis.settings import get_settings
 
 # Argon2id with pwdlib's recommended parameters.
@@ -57,7 +57,9 @@ def add_user(session: Session, username: str, role: str, password: str,
 
 
 def verify_password(user: AppUser, password: str) -> bool:
-    """Return whether ``password`` is the user's."""
+    """Return whether ``password`` is the user's (never, for a user given no password)."""
+    if user.password_hash == NO_PASSWORD:
+        return False
     return password_hash.verify(password, user.password_hash)
 
 

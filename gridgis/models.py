@@ -20,6 +20,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ROLES = ("command", "grid_head", "grid_worker", "planner", "admin")
+USER_RESIDENCIES = ("registered", "migrant", "macau", "hongkong", "foreign")
+# A password hash no password matches: the user exists but cannot log in until given one.
+NO_PASSWORD = "!"
 
 # Named constraints keep Alembic migrations readable and reversible.
 NAMING = {
@@ -56,7 +59,11 @@ app_user_grid = Table(
 
 class AppUser(Base):
     __tablename__ = "app_user"
-    __table_args__ = (CheckConstraint(sql_in("role", ROLES), name="role"),)
+    __table_args__ = (
+        CheckConstraint(sql_in("role", ROLES), name="role"),
+        CheckConstraint(f"residency IS NULL OR {sql_in('residency', USER_RESIDENCIES)}",
+                        name="residency"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(Text, unique=True)
@@ -65,6 +72,9 @@ class AppUser(Base):
     password_hash: Mapped[str] = mapped_column(Text)
     phone: Mapped[str | None] = mapped_column(Text)
     email: Mapped[str | None] = mapped_column(Text)
+    # Grid teams include part-time workers, e.g. Macau residents in Hengqin.
+    residency: Mapped[str | None] = mapped_column(Text)
+    part_time: Mapped[bool] = mapped_column(Boolean, server_default="false")
     active: Mapped[bool] = mapped_column(Boolean, server_default="true")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

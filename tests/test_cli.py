@@ -1,7 +1,9 @@
 """The ``gridgis`` command against the test database."""
 
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
+from gridgis import db
 from tests.conftest import run_cli
 
 
@@ -10,7 +12,8 @@ def test_db_url_and_status(database_url: str) -> None:
     assert url.returncode == 0 and url.stdout.strip() == database_url
     status = run_cli("db", "status")
     assert status.returncode == 0
-    assert "PostGIS 3." in status.stdout and "migration 0002" in status.stdout
+    head = ScriptDirectory.from_config(db.alembic_config(database_url)).get_current_head()
+    assert "PostGIS 3." in status.stdout and f"migration {head}" in status.stdout
 
 
 def test_user_add_then_log_in(engine: Engine) -> None:

@@ -75,6 +75,9 @@ def test_hengqin_has_its_shape(engine: Engine) -> None:
         vulnerable = conn.execute(text(
             "SELECT count(*) FROM resident WHERE vulnerabilities <> '{}'")).scalar_one()
         shelters = conn.execute(text("SELECT count(*) FROM shelter")).scalar_one()
+        teams = dict(conn.execute(text(
+            "SELECT u.role || ':' || coalesce(u.residency, ''), count(*) FROM app_user u "
+            "JOIN app_user_grid ug ON ug.app_user_id = u.id GROUP BY 1")).all())
     assert levels == {"district": 1, "street": 1, "community": 4}
     assert 30 <= grids <= 60
     assert stations["centre"] == 4 and stations["station"] >= 4 and stations["post"] >= 4
@@ -83,6 +86,8 @@ def test_hengqin_has_its_shape(engine: Engine) -> None:
     assert 0.25 < residency["migrant"] / total < 0.50
     assert 0.05 < vulnerable / total < 0.40
     assert shelters >= 4
+    assert teams["grid_head:registered"] == grids  # one head per grid
+    assert teams["grid_worker:macau"] >= 10  # Macau residents among the grid workers
 
 
 def test_second_load_does_nothing(engine: Engine) -> None:

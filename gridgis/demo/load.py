@@ -20,6 +20,7 @@ from tqdm import tqdm
 from gridgis.demo import people, population, territory
 from gridgis.errors import Conflict, InvalidInput
 from gridgis.layers import boundaries
+from gridgis.models import NO_PASSWORD
 from gridgis.settings import PROJECT_DIR, get_settings
 
 BOUNDARY_DIR = PROJECT_DIR / "data" / "boundaries"
@@ -37,12 +38,15 @@ class Profile:
     buildings: int
     residents: int
     residency: dict[str, float]
+    workers_per_grid: int = 1
+    # Share of grid workers who are part-time Macau residents (Hengqin's model).
+    macau_workers: float = 0.0
 
 
 PROFILES = {
     "hengqin": Profile("440402", 3_500, 55_000,
                        {"registered": 0.42, "migrant": 0.36, "macau": 0.18, "hongkong": 0.03,
-                        "foreign": 0.01}),
+                        "foreign": 0.01}, workers_per_grid=3, macau_workers=0.3),
     "nansha": Profile("440115", 90_000, 900_000,
                       {"registered": 0.55, "migrant": 0.43, "macau": 0.004, "hongkong": 0.011,
                        "foreign": 0.005}),
@@ -108,7 +112,7 @@ def populate(conn: Connection, profile: Profile, seed: int, progress: bool) -> d
     """Generate buildings, residents, stations and shelters for the loaded grids."""
     rng = np.random.default_rng(seed)
     rows = pd.DataFrame(conn.execute(text(
-        "SELECT g.id, g.code, g.kind, g.community_id, c.name AS community_name, "
+        "SELECT g.id, g.code, g.name, g.kind, g.community_id, c.name AS community_name, "
         "ST_AsBinary(g.boundary) AS wkb FROM grid g JOIN admin_unit c ON c.id = g.community_id "
         "ORDER BY g.id")).mappings().all())
     grids = gpd.GeoDataFrame(rows.drop(columns="wkb"),
@@ -128,6 +132,7 @@ def populate(conn: Connection, profile: Profile, seed: int, progress: bool) -> d
               resident_rows(frame, folk), len(folk), progress)
     stations = insert_stations(conn, rng, frame, grids)
     shelters = insert_shelters(conn, rng, frame, grids)
+    users = insert_grid_teams(conn, rng, grids, profile)
     conn.execute(text(
         "UPDATE grid g SET households = h.n FROM (SELECT b.grid_id, count(DISTINCT "
         "r.household_code) AS n FROM resident r JOIN building b ON b.id = r.building_id "
@@ -137,7 +142,7 @@ def populate(conn: Connection, profile: Profile, seed: int, progress: bool) -> d
                           f"(SELECT max(id) FROM {table}))"))
     conn.execute(text("ANALYZE"))
     return {"buildings": len(frame), "residents": len(folk), "stations": stations,
-            "shelters": shelters}
+            "shelters": shelters, "grid heads and workers": users}
 
 
 def building_frame(grids: gpd.GeoDataFrame, built: population.Buildings,
@@ -245,6 +250,41 @@ def insert_shelters(conn: Connection, rng: np.random.Generator, frame: pd.DataFr
         "wheelchair_access, medical, location) SELECT :code, :name, :kind, :address, "
         ":community_id, :capacity, :wheelchair, :medical, location FROM building "
         "WHERE id = :building_id"), rows)
+    return len(rows)
+
+
+def insert_grid_teams(conn: Connection, rng: np.random.Generator, grids: gpd.GeoDataFrame,
+                      profile: Profile) -> int:
+    """Create a grid head and workers per grid, without passwords; return how many.
+
+    Users are named ``head-<grid>`` and ``worker-<grid>-N``; an admin gives one a password
+    with ``gridgis user add NAME --role ROLE --grid CODE --password-stdin``. Users that
+    exist already (a reload) keep their passwords and get their grid back.
+    """
+    rows = []
+    for grid in grids.itertuples(index=False):
+        team = [("grid_head", f"head-{grid.code}", "网格长")] + [
+            ("grid_worker", f"worker-{grid.code}-{n}", f"网格员{n}")
+            for n in range(1, profile.workers_per_grid + 1)]
+        for role, username, title in team:
+            macau = bool(role == "grid_worker" and rng.random() < profile.macau_workers)
+            surname = people.SURNAMES[int(rng.integers(0, 50))]
+            rows.append({
+                "username": username, "role": role, "grid": grid.code,
+                "display_name": f"{grid.name}{title}{surname}",
+                "phone": (f"+853 6{rng.integers(0, 10**7):07d}" if macau
+                          else f"1{rng.integers(3, 10)}{rng.integers(0, 10**9):09d}"),
+                "residency": "macau" if macau else "registered", "part_time": macau,
+            })
+    conn.execute(text(
+        "INSERT INTO app_user (username, display_name, role, password_hash, phone, residency, "
+        "part_time) VALUES (:username, :display_name, :role, :no_password, :phone, :residency, "
+        ":part_time) ON CONFLICT (username) DO NOTHING"),
+        [{**row, "no_password": NO_PASSWORD} for row in rows])
+    conn.execute(text(
+        "INSERT INTO app_user_grid (app_user_id, grid_id) SELECT u.id, g.id FROM app_user u "
+        "JOIN grid g ON g.code = :grid WHERE u.username = :username ON CONFLICT DO NOTHING"),
+        [{"grid": row["grid"], "username": row["username"]} for row in rows])
     return len(rows)
 
 
