@@ -1,5 +1,6 @@
 """HTTP of the core: health and log-in."""
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
@@ -11,6 +12,7 @@ from gridgis.db import SessionDep
 from gridgis.errors import DatabaseUnavailable
 
 router = APIRouter(tags=["core"])
+logger = logging.getLogger(__name__)
 
 
 class Health(BaseModel):
@@ -32,8 +34,9 @@ def health(response: Response) -> Health:
     try:
         server, postgis = db.postgis_version(db.get_engine())
     except DatabaseUnavailable as exc:
+        logger.error("health: %s", exc)  # the address stays in the log, not the answer
         response.status_code = 503
-        return Health(status="unavailable", database=str(exc))
+        return Health(status="unavailable", database="down")
     return Health(status="ok", database="up", postgresql=server, postgis=postgis)
 
 

@@ -21,6 +21,7 @@ from gridgis.settings import get_settings
 password_hash = PasswordHash.recommended()
 GRID_ROLES = ("grid_head", "grid_worker")
 MIN_PASSWORD_LENGTH = 8
+_DUMMY_HASH = password_hash.hash("gridgis timing guard")
 # The grid table as auth sees it (the core does not import the layers' models).
 _grid = table("grid", column("id"), column("code"))
 
@@ -66,7 +67,10 @@ def verify_password(user: AppUser, password: str) -> bool:
 def authenticate(session: Session, username: str, password: str) -> AppUser:
     """Return the active user with these credentials; raise Unauthorized otherwise."""
     user = session.scalar(select(AppUser).where(AppUser.username == username))
-    if user is None or not user.active or not verify_password(user, password):
+    if user is None:
+        password_hash.verify(password, _DUMMY_HASH)  # as slow as a real check: no user oracle
+        raise Unauthorized("unknown user or wrong password")
+    if not user.active or not verify_password(user, password):
         raise Unauthorized("unknown user or wrong password")
     return user
 

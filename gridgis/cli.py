@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from sqlalchemy.exc import OperationalError
+from alembic.util.exc import CommandError
+from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from gridgis.cluster import Cluster
@@ -35,14 +37,30 @@ def friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except GridGisError as exc:
-            typer.echo(f"gridgis: {exc}", err=True)
-            raise typer.Exit(1) from None
+            message = str(exc)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = "GRIDGIS_" + "_".join(str(p) for p in first["loc"]).upper()
+            message = f"bad setting {field}: {first['msg']}"
+        except CommandError as exc:
+            message = f"migrations: {exc}"
         except OperationalError as exc:
-            reason = str(exc.orig).strip().splitlines()[-1] if exc.orig else str(exc)
-            typer.echo(f"gridgis: the database does not answer: {reason}", err=True)
-            raise typer.Exit(1) from None
+            message = f"the database does not answer: {_reason(exc)}"
+        except ProgrammingError as exc:
+            missing = "does not exist" in str(exc.orig)
+            message = ("the database has no gridgis tables yet: run `gridgis db upgrade`"
+                       if missing else f"database error: {_reason(exc)}")
+        except SQLAlchemyError as exc:
+            message = f"database error: {_reason(exc)}"
+        typer.echo(f"gridgis: {message}", err=True)
+        raise typer.Exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _cluster() -> Cluster | None:

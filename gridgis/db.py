@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gridgis.cluster import Cluster
@@ -109,7 +109,12 @@ def ensure_database(url: str, *, recreate: bool = False) -> bool:
                 exists = None
             if exists:
                 return False
-            conn.execute(text(f"CREATE DATABASE {quoted}"))
+            try:
+                conn.execute(text(f"CREATE DATABASE {quoted}"))
+            except ProgrammingError as exc:  # another process created it meanwhile
+                if "already exists" not in str(exc.orig):
+                    raise
+                return False
             return True
     except OperationalError as exc:
         shown = target.render_as_string(hide_password=True)

@@ -9,6 +9,10 @@ from fastapi import Depends, Query
 from gridgis.errors import InvalidInput
 from gridgis.settings import get_settings
 
+MAX_KEY = 2**31 - 1  # row keys are PostgreSQL integers
+CODE = r"^[0-9A-Za-z-]{1,40}$"  # what codes are made of: digits, letters, hyphens
+WORD = r"^[a-z_]{1,40}$"  # enumerated values: kinds, uses, levels
+
 
 @dataclass(frozen=True)
 class BBox:
@@ -61,7 +65,7 @@ def parse_page(
         raise InvalidInput(f"limit may be at most {maximum}")
     if cursor is None:
         return Page(limit, 0)
-    if not cursor.isdigit() or len(cursor) > 12:
+    if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 10) or int(cursor) > MAX_KEY:
         raise InvalidInput(f"cursor {cursor!r} is not one this server gave out")
     return Page(limit, int(cursor))
 

@@ -2,7 +2,7 @@
 
 from alembic import context
 from geoalchemy2 import alembic_helpers
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, pool, text
 
 import gridgis.layers.models  # noqa: F401  (registers the layer tables)
 from gridgis.db import database_url
@@ -49,6 +49,8 @@ def run_migrations_online() -> None:
             render_item=alembic_helpers.render_item,
         )
         with context.begin_transaction():
+            # Two `gridgis db upgrade` at once: the second waits, then finds nothing to do.
+            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('gridgis migrate'))"))
             context.run_migrations()
 
 

@@ -65,12 +65,18 @@ def test_filters(client: TestClient, session: Session) -> None:
     ("query", "reason"),
     [("bbox=1,2,3", "four numbers"), ("bbox=22.1,113.5,22.2,113.6", "swapped"),
      ("bbox=5,5,1,1", "west <= east"), ("limit=100000", "at most"),
-     ("cursor=abc", "cursor"), ("bbox=nan,1,2,3", "four numbers")],
+     ("cursor=abc", "cursor"), ("bbox=nan,1,2,3", "four numbers"),
+     ("cursor=99999999999", "cursor"), ("within=%00", "pattern"), ("kind=%27--", "pattern")],
 )
 def test_bad_parameters_are_named(client: TestClient, query: str, reason: str) -> None:
     answer = client.get(f"/api/grids?{query}")
     assert answer.status_code == 422
     assert reason in str(answer.json()["detail"])
+
+
+def test_nul_in_a_resident_code_is_refused(client: TestClient, session: Session) -> None:
+    headers = _token(client, session, "nul_admin", "admin")
+    assert client.get("/api/residents/R%00", headers=headers).status_code == 422
 
 
 def _token(client: TestClient, session: Session, name: str, role: str,
@@ -109,9 +115,12 @@ def test_grid_head_sees_own_grid_only_and_is_audited(client: TestClient,
     assert client.get(f"/api/residents/{other}", headers=headers).status_code == 404
     own = body["features"][0]["id"]
     assert client.get(f"/api/residents/{own}", headers=headers).status_code == 200
-    audits = session.query(AuditLog).filter(AuditLog.username == "head_a").all()
-    assert {(a.action, a.entity) for a in audits} == {("read", "resident")}
-    assert len(audits) == 2
+    audits = session.query(AuditLog).filter(AuditLog.username == "head_a").order_by(
+        AuditLog.id).all()
+    assert [(a.action, a.entity_id) for a in audits] == [
+        ("read", None), ("read-not-found", other), ("read", own)]
+    assert audits[0].detail is not None
+    assert audits[0].detail["codes"] == [f["id"] for f in body["features"]]
 
 
 def test_command_sees_masked_planner_sees_nothing(client: TestClient, session: Session) -> None:
@@ -122,6 +131,18 @@ def test_command_sees_masked_planner_sees_nothing(client: TestClient, session: S
     assert feature["id_number"][4:8] == "****"
     planner = _token(client, session, "planner_1", "planner")
     assert client.get("/api/residents", headers=planner).status_code == 403
+    denied = session.query(AuditLog).filter(AuditLog.username == "planner_1").one()
+    assert denied.action == "read-denied"
+
+
+def test_short_values_are_masked_all_but_one(client: TestClient, session: Session) -> None:
+    command = _token(client, session, "duty_officer_2", "command")
+    features = client.get("/api/residents", params={"residency": "foreign", "limit": 50},
+                          headers=command).json()["features"]
+    assert features
+    for feature in features:
+        passport = feature["properties"]["id_number"]  # E + 8 digits
+        assert passport[0] == "E" and set(passport[1:]) == {"*"}
 
 
 def test_docs_are_served_locally(client: TestClient) -> None:

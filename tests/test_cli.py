@@ -62,3 +62,16 @@ def test_unknown_scale(engine: Engine) -> None:
 def _first_grid(engine: Engine) -> str:
     with engine.connect() as conn:
         return str(conn.execute(text("SELECT code FROM grid ORDER BY id LIMIT 1")).scalar())
+
+
+def test_bad_setting_is_one_line() -> None:
+    result = run_cli("db", "status", env={"GRIDGIS_PG_PORT": "abc"})
+    assert result.returncode == 1
+    assert result.stderr.startswith("gridgis: bad setting GRIDGIS_PG_PORT:")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_migration_is_one_line(database_url: str) -> None:
+    result = run_cli("db", "upgrade", "nosuchrevision")
+    assert result.returncode == 1
+    assert "migrations:" in result.stderr and "Traceback" not in result.stderr

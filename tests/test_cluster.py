@@ -29,6 +29,8 @@ def cluster() -> Iterator[Cluster]:
     yield made
     made.stop()
     shutil.rmtree(root, ignore_errors=True)
+    for leftover in (made.password_file, root.with_name(f".{root.name}.lock")):
+        leftover.unlink(missing_ok=True)
 
 
 def test_start_stop_and_second_start(cluster: Cluster) -> None:
@@ -95,7 +97,28 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         try:
             busy = run_cli("db", "up", env=env)
         finally:
-            shutil.rmtree(SCRATCH / f"cli-{port}", ignore_errors=True)
+            for leftover in SCRATCH.glob(f"*cli-{port}*"):
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink()
     assert busy.returncode == 1
     assert f"port {port} on 127.0.0.1 is in use" in busy.stderr
     assert "Traceback" not in busy.stderr
+
+
+def test_deep_folder_puts_the_socket_under_tmp() -> None:
+    deep = Cluster(root=SCRATCH / ("d" * 120), port=55999, database="x", system_user="gridgis")
+    assert str(deep.socket_dir).startswith("/tmp/gridgis-")
+    near = Cluster(root=Path("/srv/pg"), port=55999, database="x", system_user="gridgis")
+    assert near.socket_dir == Path("/srv/pg/run")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the fallback is for a cluster run as root")
+def test_project_closed_to_others_falls_back_when_root(tmp_path: Path) -> None:
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    settings = get_settings().model_copy(update={"pg_dir": closed / "var" / "pg"})
+    cluster = Cluster.from_settings(settings)
+    assert cluster.root.is_relative_to(Path("/var/lib/gridgis"))
+    assert Cluster.from_settings(settings) == cluster  # the same place every time

@@ -28,11 +28,10 @@ def test_page_reads_layers_from_the_api(client: TestClient) -> None:
 
 
 def test_basemap_is_a_setting() -> None:
-    without = command.build_command_map((113.5, 22.1, 113.6, 22.2), basemap_url=None)
+    without = command.build_command_map(basemap_url=None)
     html = without.get_root().render()
     assert "tile.openstreetmap" not in html and "L.tileLayer" not in html
-    with_tiles = command.build_command_map((113.5, 22.1, 113.6, 22.2),
-                                           basemap_url="/tiles/base/{z}/{x}/{y}.png")
+    with_tiles = command.build_command_map(basemap_url="/tiles/base/{z}/{x}/{y}.png")
     assert "/tiles/base/{z}/{x}/{y}.png" in with_tiles.get_root().render()
 
 

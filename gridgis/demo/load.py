@@ -65,6 +65,8 @@ def load_demo(engine: Engine, scale: str, *, seed: int | None = None, replace: b
     """
     if scale not in PROFILES:
         raise InvalidInput(f"unknown scale {scale!r}; scales are {', '.join(PROFILES)}")
+    if (admin_units_file is None) != (grids_file is None):
+        raise InvalidInput("give both boundary files (admin units and grids), or neither")
     seed = get_settings().demo_seed if seed is None else seed
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('gridgis demo load'))"))
@@ -74,13 +76,30 @@ def load_demo(engine: Engine, scale: str, *, seed: int | None = None, replace: b
         if loaded is not None and not replace:
             raise Conflict(f"the database holds the {loaded} territory; load {scale} with "
                            f"--replace to wipe the layers first")
-        if replace:
-            conn.execute(text(f"TRUNCATE {', '.join(LAYER_TABLES)} RESTART IDENTITY CASCADE"))
         units, grids = read_territory(scale, seed, admin_units_file, grids_file)
+        kept_scopes = wipe_layers(conn) if replace else []
         boundaries.insert_boundaries(conn, units, grids)
         counts = populate(conn, PROFILES[scale], seed, progress)
+        restore_scopes(conn, kept_scopes)
     return (f"loaded the {scale} demo (seed {seed}): {len(units)} admin units, {len(grids)} "
             f"grids, " + ", ".join(f"{n:,} {what}" for what, n in counts.items()))
+
+
+def wipe_layers(conn: Connection) -> list[dict[str, Any]]:
+    """Empty the layer tables; return users' grid scopes (by grid code) to restore."""
+    scopes = [dict(row) for row in conn.execute(text(
+        "SELECT ug.app_user_id, g.code FROM app_user_grid ug JOIN grid g ON g.id = ug.grid_id"
+    )).mappings()]
+    conn.execute(text(f"TRUNCATE {', '.join(LAYER_TABLES)} RESTART IDENTITY CASCADE"))
+    return scopes
+
+
+def restore_scopes(conn: Connection, scopes: list[dict[str, Any]]) -> None:
+    """Give users back the grids they answered for, where those codes still exist."""
+    if scopes:
+        conn.execute(text(
+            "INSERT INTO app_user_grid (app_user_id, grid_id) SELECT :app_user_id, id FROM grid "
+            "WHERE code = :code ON CONFLICT DO NOTHING"), scopes)
 
 
 def loaded_territory(conn: Connection) -> str | None:

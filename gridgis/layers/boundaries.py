@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
@@ -55,14 +56,19 @@ def read_layer(path: Path, columns: tuple[str, ...]) -> gpd.GeoDataFrame:
         frame = gpd.read_file(path, engine="pyogrio")
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError) as exc:
         raise InvalidInput(f"{path}: cannot be read as a boundary file: {exc}") from exc
+    if frame.empty:
+        raise InvalidInput(f"{path}: no features")
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise InvalidInput(f"{path}: missing column(s) {', '.join(missing)}")
     if frame.crs is None:
         raise InvalidInput(f"{path}: no coordinate reference system; say which CRS it uses")
     frame = frame.to_crs(spatial.WGS84)
+    # Files from QGIS or shapefiles often carry Z; boundaries are 2D.
+    frame = frame.set_geometry(shapely.force_2d(frame.geometry.values), crs=spatial.WGS84)
     frame["code"] = frame["code"].astype(str)
     frame.attrs["source"] = path.name
+    frame.attrs["required"] = columns
     return frame
 
 
@@ -126,8 +132,19 @@ def _check_features(frame: gpd.GeoDataFrame, source: str, level_column: str | No
     """Return problems shared by every boundary layer: geometry, code scheme, duplicates."""
     problems = []
     seen: dict[str, int] = {}
+    required = frame.attrs.get("required", ())
+    if "households" in frame.columns:
+        households = pd.to_numeric(frame["households"], errors="coerce")
+        for bad in np.flatnonzero(households.isna() | (households < 0)):
+            problems.append(Problem(source, int(bad) + 1, frame["code"].iloc[bad],
+                                    f"households {frame['households'].iloc[bad]!r} is not a "
+                                    f"number of households"))
     for i, (code, geometry) in enumerate(zip(frame["code"], frame.geometry, strict=True)):
         row = i + 1
+        for column in required:
+            value = frame[column].iloc[i]
+            if column != "parent_code" and (value is None or value != value or value == ""):
+                problems.append(Problem(source, row, code, f"no {column}"))
         level = frame[level_column].iloc[i] if level_column else "grid"
         pattern = patterns.get(level)
         if pattern is not None and not pattern.match(code):

@@ -112,12 +112,17 @@ class FeaturePage:
     features_json: str
     number_returned: int
     next_cursor: int | None
+    codes: list[str] = field(default_factory=list)  # only when asked for (audits)
 
 
 def feature_page(session: Session, spec: LayerSpec, *, bbox: BBox | None, page: Page,
                  within: str | None = None, equals: dict[str, str] | None = None,
-                 conditions: Sequence[ColumnElement[bool]] = ()) -> FeaturePage:
-    """Return one page of live features, ordered by key, filtered, in one round trip."""
+                 conditions: Sequence[ColumnElement[bool]] = (),
+                 collect_codes: bool = False) -> FeaturePage:
+    """Return one page of live features, ordered by key, filtered, in one round trip.
+
+    With ``collect_codes``, the page's feature codes come back too (for the audit log).
+    """
     feature = func.json_build_object(
         "type", "Feature",
         "id", spec.code,
@@ -127,7 +132,7 @@ def feature_page(session: Session, spec: LayerSpec, *, bbox: BBox | None, page: 
         ),
     )
     rows = (
-        select(spec.key.label("key"), feature.label("feature"))
+        select(spec.key.label("key"), spec.code.label("code"), feature.label("feature"))
         .select_from(spec.source)
         .where(spec.live, spec.key > page.cursor, *conditions)
         .order_by(spec.key)
@@ -150,19 +155,11 @@ def feature_page(session: Session, spec: LayerSpec, *, bbox: BBox | None, page: 
             ), Text),
             func.count(),
             func.max(ranked.c.key).filter(on_page),
+            (func.array_agg(aggregate_order_by(ranked.c.code, ranked.c.key)).filter(on_page)
+             if collect_codes else literal_column("NULL")),
         )
     ).one()
-    features_json, fetched, last_key = result
+    features_json, fetched, last_key, codes = result
     has_more = fetched > page.limit
-    return FeaturePage(features_json, min(fetched, page.limit), last_key if has_more else None)
-
-
-def territory_bounds(session: Session) -> tuple[float, float, float, float] | None:
-    """Return (west, south, east, north) of every live grid, or None when there are none."""
-    extent = session.execute(
-        select(func.ST_XMin(func.ST_Extent(Grid.boundary)),
-               func.ST_YMin(func.ST_Extent(Grid.boundary)),
-               func.ST_XMax(func.ST_Extent(Grid.boundary)),
-               func.ST_YMax(func.ST_Extent(Grid.boundary))).where(Grid.retired_at.is_(None))
-    ).one()
-    return None if extent[0] is None else tuple(float(v) for v in extent)  # type: ignore[return-value]
+    return FeaturePage(features_json, min(fetched, page.limit), last_key if has_more else None,
+                       codes or [])

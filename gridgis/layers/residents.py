@@ -10,7 +10,7 @@ Every read is written to the audit log in the same transaction as the answer.
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, func
+from sqlalchemy import ColumnElement, case, false, func
 from sqlalchemy.orm import Session, aliased
 
 from gridgis import audit, auth
@@ -33,8 +33,17 @@ def mask_name(name: Any) -> ColumnElement[str]:
 
 
 def mask_tail(value: Any, keep_head: int, keep_tail: int) -> ColumnElement[str]:
-    """13812345678 -> 138****5678: the first and last characters stay."""
-    return func.concat(func.left(value, keep_head), "****", func.right(value, keep_tail))
+    """13812345678 -> 138****5678: the first and last characters stay, the rest starred.
+
+    A value too short to hide at least four characters that way keeps only its first.
+    """
+    length = func.char_length(value)
+    return case(
+        (length <= keep_head + keep_tail + 4, mask_name(value)),
+        else_=func.concat(func.left(value, keep_head),
+                          func.repeat("*", length - keep_head - keep_tail),
+                          func.right(value, keep_tail)),
+    )
 
 
 def resident_spec(masked: bool) -> queries.LayerSpec:
@@ -64,6 +73,7 @@ def resident_spec(masked: bool) -> queries.LayerSpec:
 def _scope(session: Session, user: AppUser) -> tuple[bool, list[Any]]:
     """Return (masked, conditions) limiting what ``user`` may read of residents."""
     if user.role not in READER_ROLES:
+        audit.record(session, user, "read-denied", "resident")
         raise Forbidden(f"the {user.role} role sees no personal data")
     if user.role in ("grid_head", "grid_worker"):
         grids = auth.grid_ids_of(session, user)
@@ -83,22 +93,28 @@ def resident_page(session: Session, user: AppUser, *, bbox: BBox | None, page: P
     result = queries.feature_page(
         session, resident_spec(masked), bbox=bbox, page=page, within=within,
         equals={"residency": residency} if residency else None, conditions=conditions,
+        collect_codes=True,
     )
     audit.record(session, user, "read", "resident", None, {
         "masked": masked, "within": within, "bbox": bbox and list(vars(bbox).values()),
-        "returned": result.number_returned, "cursor": page.cursor,
+        "cursor": page.cursor, "returned": result.number_returned, "codes": result.codes,
     })
     return result
 
 
 def resident_feature(session: Session, user: AppUser, code: str) -> str:
-    """Return one resident as a GeoJSON Feature; NotFound if absent or out of the reader's scope."""
+    """Return one resident as a GeoJSON Feature; NotFound if absent or out of the reader's scope.
+
+    The attempt is audited either way; the caller commits even when this raises.
+    """
     masked, conditions = _scope(session, user)
     result = queries.feature_page(
         session, resident_spec(masked), bbox=None, page=Page(limit=1, cursor=0),
         conditions=[*conditions, Resident.code == code],
     )
-    if result.number_returned == 0:
+    found = result.number_returned == 1
+    audit.record(session, user, "read" if found else "read-not-found", "resident", code,
+                 {"masked": masked})
+    if not found:
         raise NotFound(f"no resident {code}")
-    audit.record(session, user, "read", "resident", code, {"masked": masked})
     return result.features_json[1:-1]

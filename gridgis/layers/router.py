@@ -3,17 +3,20 @@
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from gridgis.auth import CurrentUser
 from gridgis.db import SessionDep
+from gridgis.errors import GridGisError
 from gridgis.layers import queries, residents
 from gridgis.layers.schemas import Feature, FeatureCollection
-from gridgis.params import BBoxDep, PageDep
+from gridgis.params import CODE, WORD, BBoxDep, PageDep
 
 router = APIRouter(prefix="/api", tags=["layers"])
 GEOJSON = "application/geo+json"
-Within = Annotated[str | None, Query(description="code of an admin unit or grid to look inside")]
+Within = Annotated[str | None, Query(pattern=CODE, description=(
+    "code of an admin unit (or, for grids, buildings and residents, a grid) to look inside"))]
+Word = Annotated[str | None, Query(pattern=WORD)]
 
 
 def geojson_page(request: Request, page: queries.FeaturePage) -> Response:
@@ -48,14 +51,14 @@ def list_admin_units(request: Request, session: SessionDep, bbox: BBoxDep, page:
 
 @router.get("/grids", response_model=FeatureCollection)
 def list_grids(request: Request, session: SessionDep, bbox: BBoxDep, page: PageDep,
-               within: Within = None, kind: str | None = None) -> Response:
+               within: Within = None, kind: Word = None) -> Response:
     """Grids (网格) with their community."""
     return layer_page(request, session, "grids", bbox, page, within, kind=kind)
 
 
 @router.get("/buildings", response_model=FeatureCollection)
 def list_buildings(request: Request, session: SessionDep, bbox: BBoxDep, page: PageDep,
-                   within: Within = None, use: str | None = None) -> Response:
+                   within: Within = None, use: Word = None) -> Response:
     """Buildings as points, with risk flags and their grid."""
     return layer_page(request, session, "buildings", bbox, page, within, use=use)
 
@@ -71,28 +74,37 @@ def list_stations(request: Request, session: SessionDep, bbox: BBoxDep, page: Pa
 
 @router.get("/shelters", response_model=FeatureCollection)
 def list_shelters(request: Request, session: SessionDep, bbox: BBoxDep, page: PageDep,
-                  within: Within = None, kind: str | None = None) -> Response:
+                  within: Within = None, kind: Word = None) -> Response:
     """Shelters with capacity and occupancy."""
     return layer_page(request, session, "shelters", bbox, page, within, kind=kind)
 
 
 @router.get("/residents", response_model=FeatureCollection)
 def list_residents(request: Request, session: SessionDep, user: CurrentUser, bbox: BBoxDep,
-                   page: PageDep, within: Within = None, residency: str | None = None,
-                   vulnerability: str | None = None, include_moved_out: bool = False
+                   page: PageDep, within: Within = None, residency: Word = None,
+                   vulnerability: Word = None, include_moved_out: bool = False
                    ) -> Response:
     """Residents the caller may see (their grids; masked for the command centre); audited."""
-    result = residents.resident_page(
-        session, user, bbox=bbox, page=page, within=within, residency=residency,
-        vulnerability=vulnerability, include_moved_out=include_moved_out,
-    )
+    try:
+        result = residents.resident_page(
+            session, user, bbox=bbox, page=page, within=within, residency=residency,
+            vulnerability=vulnerability, include_moved_out=include_moved_out,
+        )
+    except GridGisError:
+        session.commit()  # the audit entry of a refusal stands
+        raise
     session.commit()
     return geojson_page(request, result)
 
 
 @router.get("/residents/{code}", response_model=Feature)
-def get_resident(session: SessionDep, user: CurrentUser, code: str) -> Response:
+def get_resident(session: SessionDep, user: CurrentUser,
+                 code: Annotated[str, Path(pattern=CODE)]) -> Response:
     """One resident, if the caller may see them; audited."""
-    feature = residents.resident_feature(session, user, code)
+    try:
+        feature = residents.resident_feature(session, user, code)
+    except GridGisError:
+        session.commit()  # the audit entry of a refusal stands
+        raise
     session.commit()
     return Response(feature, media_type=GEOJSON)

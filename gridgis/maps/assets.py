@@ -11,8 +11,6 @@ from pathlib import Path
 import folium
 from branca.element import Element
 
-from gridgis.errors import GridGisError
-
 VENDOR = "/static/vendor"
 OWN = "/static/gridgis"
 OWN_DIR = Path(__file__).parent / "static"
@@ -40,8 +38,8 @@ LOCAL: dict[str, str | None] = {
 }
 
 
-class UnknownAsset(GridGisError):
-    """A folium element wants an asset gridgis does not serve."""
+class UnknownAsset(RuntimeError):
+    """A folium element wants an asset gridgis does not serve (a fault of ours: 500)."""
 
 
 def localise(element: Element) -> None:
@@ -69,6 +67,7 @@ def add_page_assets(m: folium.Map) -> None:
     links = [f'<link rel="stylesheet" href="{href}"/>' for href in FONT_CSS]
     links.append(f'<link rel="stylesheet" href="{OWN}/gridgis.css"/>')
     links.append(f'<link rel="icon" type="image/svg+xml" href="{OWN}/favicon.svg"/>')
+    links.append(f'<script src="{OWN}/gridgis.js"></script>')
     m.get_root().header.add_child(  # type: ignore[attr-defined]
         Element("\n".join(links)), name="gridgis_assets"
     )

@@ -25,6 +25,7 @@ STATION_STYLES = {
 }
 SHELTER_STYLE = {"label": "避护场所", "color": "#16a085", "radius": 6}
 REFRESH_MS = 60_000
+DEFAULT_CENTRE = (22.6, 113.5)  # lat, lon: the Pearl River Delta
 GRID_PAGE = 5000
 
 GRID_STYLE_JS = """
@@ -37,17 +38,21 @@ GRID_STYLE_JS = """
           fillOpacity: 0.45};
 }
 """
+# Names come from boundary files and forms: tooltips show them escaped (gridgis.js), never
+# as HTML.
 GRID_EACH_JS = """
 (feature, layer) => {
+  const esc = gridgis.escape;
   const p = feature.properties;
-  layer.bindTooltip(`${p.code}<br>${p.name}<br>${p.community_name} · ${p.households} 户`,
-                    {sticky: true});
+  layer.bindTooltip(`${esc(p.code)}<br>${esc(p.name)}<br>${esc(p.community_name)} · `
+                    + `${esc(p.households)} 户`, {sticky: true});
 }
 """
 COMMUNITY_STYLE_JS = "(feature) => ({color: '#222', weight: 2, fill: false})"
 POINT_JS = """
 (feature, latlng) => {
   const styles = %(styles)s;
+  const esc = gridgis.escape;
   const s = styles[feature.properties.%(key)s] || styles["*"];
   const marker = L.circleMarker(latlng, {radius: s.radius, color: "#fff", weight: 1,
                                          fillColor: s.color, fillOpacity: 0.95});
@@ -65,13 +70,20 @@ def _layer(source: str, name: str, interval: int = REFRESH_MS, **options: Any) -
 
 
 class LayerRegistry(MacroElement):
-    """Expose the page's live layers as ``window.gridgis.layers`` (for tests and scripts)."""
+    """Expose the live layers as ``window.gridgis.layers``; fit the view to the first one."""
 
     _template = Template("""
         {% macro script(this, kwargs) %}
-        window.gridgis = {map: {{ this.map_name }}, layers: {
+        window.gridgis.map = {{ this.map_name }};
+        window.gridgis.layers = {
         {%- for key, name in this.layers.items() %}{{ key|tojson }}: {{ name }},{% endfor %}
-        }};
+        };
+        {% for key, name in this.layers.items() %}{% if loop.first %}
+        {{ name }}.once("update", () => {
+            const bounds = {{ name }}.getBounds();
+            if (bounds.isValid()) { {{ this.map_name }}.fitBounds(bounds); }
+        });
+        {% endif %}{% endfor %}
         {% endmacro %}
     """)
 
@@ -90,33 +102,31 @@ def legend_html() -> str:
             '<div>网格按社区着色</div>' + "".join(rows) + "</div>")
 
 
-def build_command_map(bounds: tuple[float, float, float, float] | None, *,
-                      basemap_url: str | None, basemap_attribution: str = "",
+def build_command_map(*, basemap_url: str | None, basemap_attribution: str = "",
                       api: str = "/api") -> folium.Map:
-    """Return the command-centre map over ``bounds`` (west, south, east, north, EPSG:4326)."""
-    west, south, east, north = bounds or (113.0, 22.0, 114.0, 23.0)
-    m = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=11,
-                   tiles=None, control_scale=True, prefer_canvas=True)
+    """Return the command-centre map; it opens on the Pearl River Delta and then fits the
+    view to the grids once they have arrived from ``api``."""
+    m = folium.Map(location=DEFAULT_CENTRE, zoom_start=9, tiles=None, control_scale=True,
+                   prefer_canvas=True)
     if basemap_url:
         folium.TileLayer(tiles=basemap_url, attr=basemap_attribution or "basemap",
                          name="底图", overlay=False).add_to(m)
-    m.fit_bounds([[south, west], [north, east]])
 
     grids = _layer(f"{api}/grids?limit={GRID_PAGE}", "网格", interval=5 * REFRESH_MS,
                    style=JsCode(GRID_STYLE_JS % {"palette": json.dumps(COMMUNITY_PALETTE)}),
                    on_each_feature=JsCode(GRID_EACH_JS))
-    communities = _layer(f"{api}/admin-units?level=community", "社区边界",
+    communities = _layer(f"{api}/admin-units?level=community&limit={GRID_PAGE}", "社区边界",
                          interval=5 * REFRESH_MS, style=JsCode(COMMUNITY_STYLE_JS))
     stations = _layer(f"{api}/stations?limit={GRID_PAGE}", "党群服务阵地",
                       point_to_layer=JsCode(POINT_JS % {
                           "styles": json.dumps({**STATION_STYLES, "*": STATION_STYLES["post"]}),
-                          "key": "level", "tooltip": "feature.properties.name"}))
+                          "key": "level", "tooltip": "esc(feature.properties.name)"}))
     shelters = _layer(f"{api}/shelters?limit={GRID_PAGE}", "避护场所",
                       point_to_layer=JsCode(POINT_JS % {
                           "styles": json.dumps({"*": SHELTER_STYLE}), "key": "kind",
-                          "tooltip": "`${feature.properties.name}<br>"
-                                     "${feature.properties.occupancy}/"
-                                     "${feature.properties.capacity} 人`"}))
+                          "tooltip": "`${esc(feature.properties.name)}<br>"
+                                     "${esc(feature.properties.occupancy)}/"
+                                     "${esc(feature.properties.capacity)} 人`"}))
     layers = {"grids": grids, "communities": communities, "stations": stations,
               "shelters": shelters}
     for layer in layers.values():
