@@ -9,7 +9,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,8 +31,10 @@ def _server_url() -> str:
 
 
 def _sibling(url: str, suffix: str) -> str:
+    """Return the URL of a sibling database; GRIDGIS_TEST_DB_TAG keeps parallel runs apart."""
     parsed = make_url(url)
-    return parsed.set(database=f"{parsed.database}_{suffix}").render_as_string(
+    tag = os.environ.get("GRIDGIS_TEST_DB_TAG", "")
+    return parsed.set(database=f"{parsed.database}_{suffix}{tag}").render_as_string(
         hide_password=False
     )
 
@@ -83,10 +85,26 @@ def client(session: Session) -> Iterator[TestClient]:
         yield test_client
 
 
+@pytest.fixture
+def login(client: TestClient, session: Session) -> Callable[..., dict[str, str]]:
+    """Return a function making a user (role, grid codes) and giving its bearer header."""
+    from gridgis import auth
+
+    def make(name: str, role: str, grids: list[str] | None = None) -> dict[str, str]:
+        auth.add_user(session, name, role, "correct horse battery", grids or [])
+        session.commit()
+        answer = client.post("/api/auth/token",
+                             data={"username": name, "password": "correct horse battery"})
+        assert answer.status_code == 200, answer.text
+        return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def empty_database_url(database_url: str) -> Iterator[str]:
     """A second migrated database with no layer data, for loads that must write nothing."""
-    url = _sibling(make_url(database_url).render_as_string(hide_password=False), "empty")
+    url = _sibling(_server_url(), "empty")
     db.ensure_database(url, recreate=True)
     db.upgrade_database(url)
     yield url
