@@ -5,7 +5,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from pwdlib import PasswordHash
 from sqlalchemy import column, delete, insert, select, table
@@ -106,18 +106,43 @@ def _digest(token: str) -> str:
 
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
+# Pages log in with a cookie holding the same kind of token as the API's bearer tokens.
+SESSION_COOKIE = "gridgis_session"
+# A request that changes something on the strength of the cookie alone must carry this header:
+# a form on another site cannot set it (with SameSite=Strict, a second guard against CSRF).
+CSRF_HEADER = "X-Requested-With"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
-def current_user(session: SessionDep,
-                 token: Annotated[str | None, Depends(oauth2_scheme)]) -> AppUser:
-    """Return the caller (a FastAPI dependency); raise Unauthorized without a live token."""
-    user = user_for_token(session, token) if token else None
+def caller(request: Request, session: SessionDep,
+           token: Annotated[str | None, Depends(oauth2_scheme)]) -> AppUser | None:
+    """Return the caller by bearer token or session cookie, or None (a FastAPI dependency)."""
+    if token:
+        return user_for_token(session, token)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    if request.method not in SAFE_METHODS and not request.headers.get(CSRF_HEADER):
+        raise Forbidden(f"a change made with the session cookie needs the {CSRF_HEADER} header")
+    return user_for_token(session, cookie)
+
+
+def current_user(user: Annotated[AppUser | None, Depends(caller)]) -> AppUser:
+    """Return the caller (a FastAPI dependency); raise Unauthorized when not logged in."""
     if user is None:
-        raise Unauthorized("log in first: send a bearer token from /api/auth/token")
+        raise Unauthorized("log in first: a bearer token from /api/auth/token, or /login")
     return user
 
 
 CurrentUser = Annotated[AppUser, Depends(current_user)]
+OptionalUser = Annotated[AppUser | None, Depends(caller)]
+
+
+def revoke_token(session: Session, token: str) -> None:
+    """Revoke a token (log out); unknown tokens are ignored."""
+    row = session.scalar(select(AuthToken).where(AuthToken.token_hash == _digest(token)))
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = datetime.now(UTC)
 
 
 def require_role(user: AppUser, *roles: str) -> None:

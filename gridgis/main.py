@@ -7,7 +7,7 @@ from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from gridgis import __version__, api
+from gridgis import __version__, api, login
 from gridgis.errors import GridGisError, status_of
 from gridgis.layers import router as layers_router
 from gridgis.maps import assets
@@ -21,6 +21,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="gridgis", version=__version__, docs_url=None, redoc_url=None,
                   description="Grids, typhoon warnings and evacuation checklists on PostGIS.")
     app.include_router(api.router)
+    app.include_router(login.router)
     app.include_router(layers_router.router)
     app.include_router(maps_router.router)
     app.add_exception_handler(GridGisError, domain_error)  # type: ignore[arg-type]

@@ -1,5 +1,7 @@
 """The HTTP API: health, layers as GeoJSON with bbox and paging, log-in, guarded residents."""
 
+from collections.abc import Callable
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -7,6 +9,18 @@ from sqlalchemy.orm import Session
 
 from gridgis import auth
 from gridgis.models import AuditLog
+
+
+@pytest.fixture
+def reader(login: Callable[..., dict[str, str]]) -> dict[str, str]:
+    """Bearer headers of a logged-in user who sees no personal data (a planner)."""
+    return login("reader", "planner")
+
+
+def test_layers_need_a_login(client: TestClient) -> None:
+    answer = client.get("/api/grids")
+    assert answer.status_code == 401
+    assert answer.headers["WWW-Authenticate"] == "Bearer"
 
 
 def test_health_reports_postgis(client: TestClient) -> None:
@@ -17,8 +31,9 @@ def test_health_reports_postgis(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize("layer", ["admin-units", "grids", "buildings", "stations", "shelters"])
-def test_layers_are_feature_collections(client: TestClient, layer: str) -> None:
-    answer = client.get(f"/api/{layer}", params={"limit": 5})
+def test_layers_are_feature_collections(client: TestClient, reader: dict[str, str],
+                                        layer: str) -> None:
+    answer = client.get(f"/api/{layer}", params={"limit": 5}, headers=reader)
     assert answer.status_code == 200
     assert answer.headers["content-type"] == "application/geo+json"
     body = answer.json()
@@ -27,18 +42,20 @@ def test_layers_are_feature_collections(client: TestClient, layer: str) -> None:
     assert all(f["geometry"]["type"] for f in body["features"])
 
 
-def test_paging_visits_every_grid_once(client: TestClient, session: Session) -> None:
+def test_paging_visits_every_grid_once(client: TestClient, session: Session,
+                                       reader: dict[str, str]) -> None:
     total = session.execute(text("SELECT count(*) FROM grid")).scalar_one()
     seen: list[str] = []
     url: str | None = "/api/grids?limit=7"
     while url:
-        body = client.get(url).json()
+        body = client.get(url, headers=reader).json()
         seen += [f["id"] for f in body["features"]]
         url = next((link["href"] for link in body["links"] if link["rel"] == "next"), None)
     assert len(seen) == len(set(seen)) == total
 
 
-def test_bbox_selects_what_it_touches(client: TestClient, session: Session) -> None:
+def test_bbox_selects_what_it_touches(client: TestClient, session: Session,
+                                      reader: dict[str, str]) -> None:
     west, south, east, north = session.execute(text(
         "SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM (SELECT ST_Expand("
         "ST_Envelope(boundary), -0.0001) b FROM grid ORDER BY id LIMIT 1) e")).one()
@@ -46,18 +63,20 @@ def test_bbox_selects_what_it_touches(client: TestClient, session: Session) -> N
         "SELECT code FROM grid WHERE ST_Intersects(boundary, ST_MakeEnvelope(:w,:s,:e,:n,4326))"
     ), {"w": west, "s": south, "e": east, "n": north}).scalars())
     body = client.get("/api/grids", params={"bbox": f"{west},{south},{east},{north}",
-                                            "limit": 5000}).json()
+                                            "limit": 5000}, headers=reader).json()
     assert {f["id"] for f in body["features"]} == expected
     assert 1 <= len(expected) < session.execute(text("SELECT count(*) FROM grid")).scalar_one()
 
 
-def test_filters(client: TestClient, session: Session) -> None:
+def test_filters(client: TestClient, session: Session, reader: dict[str, str]) -> None:
     community = session.execute(text(
         "SELECT code FROM admin_unit WHERE level = 'community' ORDER BY code LIMIT 1")).scalar()
-    grids = client.get("/api/grids", params={"within": community, "limit": 5000}).json()
+    grids = client.get("/api/grids", params={"within": community, "limit": 5000},
+                       headers=reader).json()
     assert grids["features"] and all(
         f["properties"]["community_code"] == community for f in grids["features"])
-    posts = client.get("/api/stations", params={"level": "post", "limit": 5000}).json()
+    posts = client.get("/api/stations", params={"level": "post", "limit": 5000},
+                       headers=reader).json()
     assert posts["features"] and {f["properties"]["level"] for f in posts["features"]} == {"post"}
 
 
@@ -68,8 +87,9 @@ def test_filters(client: TestClient, session: Session) -> None:
      ("cursor=abc", "cursor"), ("bbox=nan,1,2,3", "four numbers"),
      ("cursor=99999999999", "cursor"), ("within=%00", "pattern"), ("kind=%27--", "pattern")],
 )
-def test_bad_parameters_are_named(client: TestClient, query: str, reason: str) -> None:
-    answer = client.get(f"/api/grids?{query}")
+def test_bad_parameters_are_named(client: TestClient, reader: dict[str, str], query: str,
+                                  reason: str) -> None:
+    answer = client.get(f"/api/grids?{query}", headers=reader)
     assert answer.status_code == 422
     assert reason in str(answer.json()["detail"])
 

@@ -70,11 +70,22 @@ def test_command_page_draws_the_territory_offline(server: str, browser_page: Pag
         stations = conn.execute(text("SELECT count(*) FROM station")).scalar_one()
         shelters = conn.execute(text("SELECT count(*) FROM shelter")).scalar_one()
 
+    from sqlalchemy.orm import Session
+
+    from gridgis import auth
+
+    with Session(engine) as session:
+        auth.add_user(session, "wall_screen", "command", "correct horse battery", [])
+        session.commit()
+    browser_page.goto(f"{server}/map/command")  # not logged in: the form
+    assert browser_page.url.startswith(f"{server}/login")
+    browser_page.fill("input[name=username]", "wall_screen")
+    browser_page.fill("input[name=password]", "correct horse battery")
     started = time.monotonic()
-    browser_page.goto(f"{server}/map/command")
+    browser_page.click("button[type=submit]")
     count = "(name) => Object.keys(window.gridgis.layers[name]._features).length"
     browser_page.wait_for_function(
-        f"window.gridgis && ({count})('grids') === {grids}", timeout=15_000)
+        f"window.gridgis?.layers && ({count})('grids') === {grids}", timeout=15_000)
     ready_s = time.monotonic() - started
     browser_page.wait_for_function(
         f"({count})('stations') === {stations} && ({count})('shelters') === {shelters}",

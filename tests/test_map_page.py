@@ -1,6 +1,7 @@
 """The command-centre page as HTML: every asset it names is local and served."""
 
 import re
+from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
@@ -9,7 +10,50 @@ from gridgis.maps import assets, command
 ASSET = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""")
 
 
-def test_every_asset_url_is_local_and_served(client: TestClient) -> None:
+def log_in_page(client: TestClient, login: Callable[..., dict[str, str]]) -> None:
+    """Log the test client in through the form, as a person would (a session cookie)."""
+    login("officer", "command")
+    answer = client.post("/login", data={"username": "officer",
+                                         "password": "correct horse battery"},
+                         follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/map/command"
+
+
+def test_page_needs_a_login(client: TestClient) -> None:
+    answer = client.get("/map/command", follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/login?next=/map/command"
+    form = client.get("/login?next=/map/command").text
+    assert [u for u in ASSET.findall(form) if not u.startswith("/")] == []
+
+
+def test_wrong_password_shows_the_form_again(client: TestClient,
+                                             login: Callable[..., dict[str, str]]) -> None:
+    login("officer2", "command")
+    answer = client.post("/login", data={"username": "officer2", "password": "wrong!"})
+    assert answer.status_code == 401 and "登录失败" in answer.text
+    assert "gridgis_session" not in answer.cookies
+
+
+def test_no_open_redirect(client: TestClient, login: Callable[..., dict[str, str]]) -> None:
+    login("officer3", "command")
+    answer = client.post("/login", data={"username": "officer3",
+                                         "password": "correct horse battery",
+                                         "next": "//evil.example/"}, follow_redirects=False)
+    assert answer.headers["location"] == "/map/command"
+
+
+def test_cookie_changes_need_the_csrf_header(client: TestClient,
+                                            login: Callable[..., dict[str, str]]) -> None:
+    log_in_page(client, login)
+    assert client.get("/api/grids?limit=1").status_code == 200  # reads with the cookie
+    assert client.post("/logout", follow_redirects=False).status_code == 303
+    assert client.get("/api/grids?limit=1").status_code == 401  # the token is revoked
+
+
+def test_every_asset_url_is_local_and_served(client: TestClient,
+                                             login: Callable[..., dict[str, str]]) -> None:
+    log_in_page(client, login)
     page = client.get("/map/command")
     assert page.status_code == 200
     urls = set(ASSET.findall(page.text))
@@ -20,7 +64,9 @@ def test_every_asset_url_is_local_and_served(client: TestClient) -> None:
     assert "cdn.jsdelivr" not in page.text and "cdnjs" not in page.text
 
 
-def test_page_reads_layers_from_the_api(client: TestClient) -> None:
+def test_page_reads_layers_from_the_api(client: TestClient,
+                                        login: Callable[..., dict[str, str]]) -> None:
+    log_in_page(client, login)
     page = client.get("/map/command").text
     for source in ("/api/grids?", "/api/admin-units?level=community", "/api/stations?",
                    "/api/shelters?"):

@@ -3,16 +3,17 @@
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from gridgis.auth import CurrentUser
+from gridgis.auth import CurrentUser, current_user
 from gridgis.db import SessionDep
 from gridgis.errors import GridGisError
 from gridgis.layers import queries, residents
 from gridgis.layers.schemas import Feature, FeatureCollection
 from gridgis.params import CODE, WORD, BBoxDep, PageDep
 
-router = APIRouter(prefix="/api", tags=["layers"])
+# Every layer needs a logged-in user; residents further depend on who it is.
+router = APIRouter(prefix="/api", tags=["layers"], dependencies=[Depends(current_user)])
 GEOJSON = "application/geo+json"
 Within = Annotated[str | None, Query(pattern=CODE, description=(
     "code of an admin unit (or, for grids, buildings and residents, a grid) to look inside"))]
@@ -41,7 +42,8 @@ def layer_page(request: Request, session: SessionDep, layer: str, bbox: BBoxDep,
 
 
 @router.get("/admin-units", response_model=FeatureCollection)
-def list_admin_units(request: Request, session: SessionDep, bbox: BBoxDep, page: PageDep,
+def list_admin_units(request: Request, session: SessionDep, bbox: BBoxDep,
+                     page: PageDep,
                      within: Within = None,
                      level: Annotated[str | None, Query(pattern="^(district|street|community)$")]
                      = None) -> Response:
@@ -50,21 +52,24 @@ def list_admin_units(request: Request, session: SessionDep, bbox: BBoxDep, page:
 
 
 @router.get("/grids", response_model=FeatureCollection)
-def list_grids(request: Request, session: SessionDep, bbox: BBoxDep, page: PageDep,
+def list_grids(request: Request, session: SessionDep, bbox: BBoxDep,
+               page: PageDep,
                within: Within = None, kind: Word = None) -> Response:
     """Grids (网格) with their community."""
     return layer_page(request, session, "grids", bbox, page, within, kind=kind)
 
 
 @router.get("/buildings", response_model=FeatureCollection)
-def list_buildings(request: Request, session: SessionDep, bbox: BBoxDep, page: PageDep,
+def list_buildings(request: Request, session: SessionDep, bbox: BBoxDep,
+                   page: PageDep,
                    within: Within = None, use: Word = None) -> Response:
     """Buildings as points, with risk flags and their grid."""
     return layer_page(request, session, "buildings", bbox, page, within, use=use)
 
 
 @router.get("/stations", response_model=FeatureCollection)
-def list_stations(request: Request, session: SessionDep, bbox: BBoxDep, page: PageDep,
+def list_stations(request: Request, session: SessionDep, bbox: BBoxDep,
+                  page: PageDep,
                   within: Within = None,
                   level: Annotated[str | None, Query(pattern="^(centre|station|post)$")] = None
                   ) -> Response:
@@ -73,7 +78,8 @@ def list_stations(request: Request, session: SessionDep, bbox: BBoxDep, page: Pa
 
 
 @router.get("/shelters", response_model=FeatureCollection)
-def list_shelters(request: Request, session: SessionDep, bbox: BBoxDep, page: PageDep,
+def list_shelters(request: Request, session: SessionDep, bbox: BBoxDep,
+                  page: PageDep,
                   within: Within = None, kind: Word = None) -> Response:
     """Shelters with capacity and occupancy."""
     return layer_page(request, session, "shelters", bbox, page, within, kind=kind)

@@ -1,8 +1,9 @@
 """HTTP for the pages under /map/."""
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from gridgis.auth import OptionalUser
 from gridgis.maps import command
 from gridgis.settings import get_settings
 
@@ -10,8 +11,10 @@ router = APIRouter(prefix="/map", tags=["pages"])
 
 
 @router.get("/command", response_class=HTMLResponse)
-def command_page() -> HTMLResponse:
-    """The command-centre map of the whole territory."""
+def command_page(user: OptionalUser) -> Response:
+    """The command-centre map of the whole territory (log-in first)."""
+    if user is None:
+        return RedirectResponse("/login?next=/map/command", status_code=303)
     settings = get_settings()
     page = command.build_command_map(basemap_url=settings.basemap_url,
                                      basemap_attribution=settings.basemap_attribution)
