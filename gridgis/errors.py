@@ -17,6 +17,18 @@ class Conflict(GridGisError):
     """The request collides with the current state (a duplicate code, a stale version)."""
 
 
+class StaleVersion(Conflict):
+    """An edit based on a version that is no longer current; ``current`` is the row now."""
+
+    def __init__(self, message: str, current: object = None):
+        super().__init__(message)
+        self.current = current
+
+
+class VersionRequired(GridGisError):
+    """An edit that does not say which version it is based on (If-Match)."""
+
+
 class Forbidden(GridGisError):
     """The caller is known but may not do this."""
 
@@ -35,6 +47,8 @@ class ClusterError(GridGisError):
 
 HTTP_STATUS: dict[type[GridGisError], int] = {
     NotFound: 404,
+    StaleVersion: 412,
+    VersionRequired: 428,
     InvalidInput: 422,
     Conflict: 409,
     Forbidden: 403,

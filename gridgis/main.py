@@ -8,7 +8,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from gridgis import __version__, api, login
-from gridgis.errors import GridGisError, status_of
+from gridgis.errors import GridGisError, StaleVersion, status_of
+from gridgis.layers import edit_router
 from gridgis.layers import router as layers_router
 from gridgis.maps import assets
 from gridgis.maps import router as maps_router
@@ -23,6 +24,7 @@ def create_app() -> FastAPI:
     app.include_router(api.router)
     app.include_router(login.router)
     app.include_router(layers_router.router)
+    app.include_router(edit_router.router)
     app.include_router(maps_router.router)
     app.add_exception_handler(GridGisError, domain_error)  # type: ignore[arg-type]
     mount_assets(app, settings.assets_dir)
@@ -34,7 +36,10 @@ async def domain_error(request: Request, exc: GridGisError) -> JSONResponse:
     """Answer a domain error with its status and its message, nothing more."""
     status = status_of(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+    body: dict[str, object] = {"detail": str(exc)}
+    if isinstance(exc, StaleVersion):
+        body["current"] = exc.current  # what the row holds now, to redo the edit on
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def mount_assets(app: FastAPI, vendor_dir: Path) -> None:

@@ -49,6 +49,20 @@ def polygon_problem(geometry: shapely.Geometry | None) -> str | None:
     return None
 
 
+def point_problem(geometry: shapely.Geometry | None) -> str | None:
+    """Return why ``geometry`` is not a usable lon/lat point, or None if it is."""
+    if geometry is None or geometry.is_empty:
+        return "no geometry"
+    if geometry.geom_type != "Point":
+        return f"a {geometry.geom_type} where a point belongs"
+    x, y = geometry.x, geometry.y
+    if not (math.isfinite(x) and math.isfinite(y)):
+        return "coordinates that are not finite numbers"
+    if abs(x) > 180 or abs(y) > 90:
+        return "coordinates outside lon -180..180 / lat -90..90 (swapped, or not degrees?)"
+    return None
+
+
 def area_outside_m2(children: NDArray[np.object_], parents: NDArray[np.object_]) -> NDArray[
     np.float64
 ]:

@@ -80,7 +80,15 @@ def client(session: Session) -> Iterator[TestClient]:
     from gridgis.main import create_app
 
     app = create_app()
-    app.dependency_overrides[db.get_session] = lambda: session
+
+    def request_session() -> Iterator[Session]:
+        try:
+            yield session
+        except Exception:
+            session.rollback()  # as a request's own session would be: nothing of it stays
+            raise
+
+    app.dependency_overrides[db.get_session] = request_session
     with TestClient(app) as test_client:
         yield test_client
 

@@ -26,8 +26,8 @@ from gridgis.settings import PROJECT_DIR, get_settings
 BOUNDARY_DIR = PROJECT_DIR / "data" / "boundaries"
 # Generated timestamps count back from this instant, so a seed gives the same rows.
 DEMO_EPOCH = datetime(2026, 6, 1, tzinfo=UTC)
-LAYER_TABLES = ("resident", "station", "shelter", "building", "app_user_grid", "grid",
-                "admin_unit")
+LAYER_TABLES = ("resident_event", "resident", "station", "shelter", "building", "app_user_grid",
+                "grid", "admin_unit")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gridgis.models import Base, sql_in, sql_subset
@@ -188,3 +188,22 @@ class Resident(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     moved_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, server_default="1")
+
+
+RESIDENT_EVENTS = ("registered", "updated", "moved_out", "moved_in")
+
+
+class ResidentEvent(Base):
+    """The history of a resident (人来登记、人在更新、人走注销): one row per change, kept."""
+
+    __tablename__ = "resident_event"
+    __table_args__ = (CheckConstraint(sql_in("kind", RESIDENT_EVENTS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    kind: Mapped[str] = mapped_column(Text)
+    building_id: Mapped[int] = mapped_column(ForeignKey("building.id"))
+    household_code: Mapped[str] = mapped_column(Text)
+    app_user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    changes: Mapped[dict[str, object] | None] = mapped_column(JSONB)

@@ -113,4 +113,5 @@ def get_resident(session: SessionDep, user: CurrentUser,
         session.commit()  # the audit entry of a refusal stands
         raise
     session.commit()
-    return Response(feature, media_type=GEOJSON)
+    version = json.loads(feature)["properties"]["version"]
+    return Response(feature, media_type=GEOJSON, headers={"ETag": f'"{version}"'})
