@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON,
     ColumnElement,
     FromClause,
+    Select,
     Text,
     cast,
     func,
@@ -118,10 +119,11 @@ class FeaturePage:
 def feature_page(session: Session, spec: LayerSpec, *, bbox: BBox | None, page: Page,
                  within: str | None = None, equals: dict[str, str] | None = None,
                  conditions: Sequence[ColumnElement[bool]] = (),
-                 collect_codes: bool = False) -> FeaturePage:
+                 collect_codes: bool = False, offset: int = 0) -> FeaturePage:
     """Return one page of live features, ordered by key, filtered, in one round trip.
 
     With ``collect_codes``, the page's feature codes come back too (for the audit log).
+    ``offset`` skips that many matching rows first (OGC API paging; keyset is cheaper).
     """
     feature = func.json_build_object(
         "type", "Feature",
@@ -137,6 +139,7 @@ def feature_page(session: Session, spec: LayerSpec, *, bbox: BBox | None, page: 
         .where(spec.live, spec.key > page.cursor, *conditions)
         .order_by(spec.key)
         .limit(page.limit + 1)
+        .offset(offset)
     )
     if bbox is not None:
         envelope = func.ST_MakeEnvelope(bbox.west, bbox.south, bbox.east, bbox.north, 4326)
@@ -146,7 +149,7 @@ def feature_page(session: Session, spec: LayerSpec, *, bbox: BBox | None, page: 
     for name, value in (equals or {}).items():
         rows = rows.where(spec.filters[name] == value)
     ranked = rows.add_columns(func.row_number().over(order_by=spec.key).label("rank")).subquery()
-    on_page = ranked.c.rank <= page.limit
+    on_page = ranked.c.rank <= offset + page.limit  # ranks count the skipped rows too
     result = session.execute(
         select(
             cast(func.coalesce(
@@ -163,3 +166,20 @@ def feature_page(session: Session, spec: LayerSpec, *, bbox: BBox | None, page: 
     has_more = fetched > page.limit
     return FeaturePage(features_json, min(fetched, page.limit), last_key if has_more else None,
                        codes or [])
+
+
+def majority_point(footprint: Any) -> Select[Any]:
+    """Select a point inside the part of ``footprint`` lying in the grid that holds most of it
+    (areas compared in degrees², fine for ranking neighbours); no row if it is in no grid."""
+    part = func.ST_Intersection(Grid.boundary, footprint)
+    return (select(func.ST_PointOnSurface(part))
+            .where(Grid.retired_at.is_(None), func.ST_Intersects(Grid.boundary, footprint))
+            .order_by(func.ST_Area(part).desc()).limit(1))
+
+
+def community_at(location: Any) -> Select[Any]:
+    """Select the live community covering a point."""
+    return (select(AdminUnit.id)
+            .where(AdminUnit.level == "community", AdminUnit.retired_at.is_(None),
+                   func.ST_Covers(AdminUnit.boundary, location))
+            .order_by(AdminUnit.id).limit(1))
