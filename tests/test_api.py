@@ -171,3 +171,38 @@ def test_docs_are_served_locally(client: TestClient) -> None:
     assert "cdn." not in page
     assert client.get("/static/vendor/swagger-ui-dist/swagger-ui-bundle.js").status_code == 200
     assert client.get("/openapi.json").json()["info"]["title"] == "gridgis"
+
+
+def test_buildings_by_risk_flag(client: TestClient, session: Session,
+                                reader: dict[str, str]) -> None:
+    expected = session.execute(text(
+        "SELECT count(*) FROM building WHERE 'coastal' = ANY(risk_flags)")).scalar_one()
+    body = client.get("/api/buildings", params={"risk": "coastal", "limit": 5000},
+                      headers=reader).json()
+    assert expected > 0 and body["numberReturned"] == expected
+    assert all("coastal" in f["properties"]["risk_flags"] for f in body["features"])
+
+
+@pytest.mark.parametrize(("role", "status", "masked", "own_only"), [
+    ("admin", 200, False, False), ("grid_head", 200, False, True),
+    ("grid_worker", 200, False, True), ("command", 200, True, False),
+    ("planner", 403, None, None),
+])
+def test_residents_read_matrix(client: TestClient, session: Session,
+                               login: Callable[..., dict[str, str]], role: str, status: int,
+                               masked: bool | None, own_only: bool | None) -> None:
+    grid = session.execute(text("SELECT code FROM grid ORDER BY id LIMIT 1")).scalar_one()
+    headers = login(f"matrix_{role}", role, [grid] if role.startswith("grid_") else [])
+    answer = client.get("/api/residents", params={"limit": 3000}, headers=headers)
+    assert answer.status_code == status
+    if status != 200:
+        return
+    features = answer.json()["features"]
+    assert features
+    assert all(("*" in f["properties"]["name"]) == masked for f in features)
+    grids = {f["properties"]["grid_code"] for f in features}
+    assert (grids == {grid}) if own_only else len(grids) > 1
+    audit = session.execute(text(
+        "SELECT detail->>'returned' FROM audit_log WHERE username = :u AND action = 'read'"),
+        {"u": f"matrix_{role}"}).scalar_one()
+    assert int(audit) == len(features)

@@ -1,7 +1,8 @@
 """HTTP for the layers: GeoJSON FeatureCollections with bbox, filters and keyset paging."""
 
 import json
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
@@ -9,6 +10,7 @@ from gridgis.auth import CurrentUser, current_user
 from gridgis.db import SessionDep
 from gridgis.errors import GridGisError
 from gridgis.layers import queries, residents
+from gridgis.layers.models import Building
 from gridgis.layers.schemas import Feature, FeatureCollection
 from gridgis.params import CODE, WORD, BBoxDep, PageDep
 
@@ -32,11 +34,12 @@ def geojson_page(request: Request, page: queries.FeaturePage) -> Response:
 
 
 def layer_page(request: Request, session: SessionDep, layer: str, bbox: BBoxDep,
-               page: PageDep, within: str | None, **equals: str | None) -> Response:
-    """Return one page of a public (non-personal) layer."""
+               page: PageDep, within: str | None, conditions: Sequence[Any] = (),
+               **equals: str | None) -> Response:
+    """Return one page of a non-personal layer."""
     result = queries.feature_page(
         session, queries.LAYERS[layer], bbox=bbox, page=page, within=within,
-        equals={k: v for k, v in equals.items() if v is not None},
+        equals={k: v for k, v in equals.items() if v is not None}, conditions=conditions,
     )
     return geojson_page(request, result)
 
@@ -62,9 +65,13 @@ def list_grids(request: Request, session: SessionDep, bbox: BBoxDep,
 @router.get("/buildings", response_model=FeatureCollection)
 def list_buildings(request: Request, session: SessionDep, bbox: BBoxDep,
                    page: PageDep,
-                   within: Within = None, use: Word = None) -> Response:
+                   within: Within = None, use: Word = None,
+                   risk: Annotated[str | None, Query(pattern=WORD, description=(
+                       "a risk flag the building carries, e.g. dilapidated"))] = None
+                   ) -> Response:
     """Buildings as points, with risk flags and their grid."""
-    return layer_page(request, session, "buildings", bbox, page, within, use=use)
+    conditions = [Building.risk_flags.contains([risk])] if risk else []
+    return layer_page(request, session, "buildings", bbox, page, within, conditions, use=use)
 
 
 @router.get("/stations", response_model=FeatureCollection)
