@@ -106,8 +106,17 @@ def test_footprint_across_a_boundary_goes_to_the_bigger_share(
     created = client.post("/api/buildings", headers=login("p2", "planner"), json={
         "code": "NEW-1", "use": "residential", "floors": 3, "footprint": json.loads(footprint)})
     assert created.status_code == 201, created.text
-    feature = client.get("/api/buildings/NEW-1", headers=login("p3", "planner")).json()
+    planner = login("p3", "planner")
+    feature = client.get("/api/buildings/NEW-1", headers=planner).json()
     assert feature["properties"]["grid_code"] == b
+    inside_a = session.execute(text(
+        "SELECT ST_AsGeoJSON(ST_Buffer(ST_PointOnSurface(boundary), 0.0001, 4)) FROM grid "
+        "WHERE code = :a"), {"a": a}).scalar_one()
+    moved = client.patch("/api/buildings/NEW-1", json={"footprint": json.loads(inside_a)},
+                         headers={**planner, "If-Match": '"1"'})
+    assert moved.status_code == 200, moved.text
+    feature = client.get("/api/buildings/NEW-1", headers=planner).json()
+    assert feature["properties"]["grid_code"] == a
 
 
 @pytest.mark.parametrize(("body", "reason"), [

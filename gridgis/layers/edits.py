@@ -107,6 +107,10 @@ def update_feature(session: Session, user: AppUser, layer: str, code: str, versi
                                       or "footprint" in patch.model_fields_set):
         setattr(row, "grid_id", None)  # noqa: B010 (the trigger finds the grid containing it)
     _apply(session, row, patch)
+    if isinstance(row, Building) and "location" not in patch.model_fields_set \
+            and "footprint" in patch.model_fields_set and row.footprint is not None:
+        setattr(row, "location", None)  # noqa: B010 (placed again by its new footprint)
+        _place_building(session, row)
     if isinstance(row, Building) and row.location is None:
         raise InvalidInput("a building needs a location (or a footprint to place it by)")
     _flush(session)
@@ -183,7 +187,8 @@ def _place_building(session: Session, row: Building) -> None:
         if row.location is None:
             raise InvalidInput("a building needs a location or a footprint")
         return
-    point = session.scalar(queries.majority_point(row.footprint))
+    with session.no_autoflush:  # the row is not complete until it has its point
+        point = session.scalar(queries.majority_point(row.footprint))
     if point is None:
         raise InvalidInput("the footprint lies in no grid of the territory")
     row.location = point
