@@ -1,0 +1,17 @@
+-- Grids of one tile as a Mapbox vector tile layer "grids" (feature id = grid.id).
+-- Boundaries are EPSG:4326; the tile is EPSG:3857, 4096 units wide with a 64-unit buffer.
+-- The bounding-box filter stays on the 4326 column so its GiST index is used; the tile plus
+-- its buffer is clipped to the world first, or edge tiles would wrap across the antimeridian.
+SELECT ST_AsMVT(tile, 'grids', 4096, 'geom', 'id')
+FROM (
+    SELECT grid.id, grid.code, grid.name, grid.kind, grid.households,
+           (SELECT community.code FROM admin_unit AS community
+            WHERE community.id = grid.community_id) AS community_code,
+           ST_AsMVTGeom(ST_Transform(grid.boundary, 3857),
+                        ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 4096, 64, true) AS geom
+    FROM grid
+    WHERE grid.retired_at IS NULL
+      AND grid.boundary && ST_Transform(
+          ST_ClipByBox2D(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => 64.0 / 4096),
+                         ST_TileEnvelope(0, 0, 0)), 4326)
+) AS tile

@@ -1,0 +1,252 @@
+"""Vector tiles /tiles/{layer}/{z}/{x}/{y}.pbf against the hengqin demo, decoded with
+mapbox-vector-tile. Tiles are EPSG:3857 XYZ; stored geometries are EPSG:4326."""
+
+import math
+from typing import Any
+
+import mapbox_vector_tile
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from gridgis import auth
+from gridgis.models import NO_PASSWORD, ROLES, AppUser
+
+MVT = "application/vnd.mapbox-vector-tile"
+
+
+@pytest.fixture
+def tile_client(client: TestClient) -> TestClient:
+    """The app on the test's rolled-back session."""
+    return client
+
+
+def bearer_of(session: Session, username: str, role: str) -> dict[str, str]:
+    """Return bearer headers of a new user of ``role``.
+
+    The token is issued directly: a password login would spend most of each test's time in
+    Argon2, and the token check under test is the app's own.
+    """
+    user = AppUser(username=username, role=role, password_hash=NO_PASSWORD)
+    session.add(user)
+    session.flush()
+    token, _ = auth.issue_token(session, user)
+    session.flush()
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def headers(session: Session) -> dict[str, str]:
+    return bearer_of(session, "tile-reader", "grid_worker")
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    """Return the XYZ column and row of the EPSG:3857 tile holding a lon/lat point (degrees)."""
+    n = 2**z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y
+
+
+def fetch_layer(client: TestClient, headers: dict[str, str], layer: str, z: int, x: int,
+                y: int) -> list[dict[str, Any]]:
+    """Return the decoded features of one tile's layer (none for a 204)."""
+    answer = client.get(f"/tiles/{layer}/{z}/{x}/{y}.pbf", headers=headers)
+    assert answer.status_code in (200, 204), answer.text
+    if answer.status_code == 204:
+        return []
+    assert answer.headers["content-type"] == MVT
+    decoded = mapbox_vector_tile.decode(answer.content)
+    assert set(decoded) == {layer}
+    assert decoded[layer]["extent"] == 4096
+    features: list[dict[str, Any]] = decoded[layer]["features"]
+    return features
+
+
+# Ids of the live rows meeting the tile proper, and of those meeting it or its 64-unit buffer,
+# found without the tile machinery (EPSG:3857).
+IDS_OF_GRIDS = """
+    SELECT coalesce(array_agg(id) FILTER (WHERE ST_Intersects(geom, ST_TileEnvelope(:z, :x, :y))),
+                    '{}'),
+           coalesce(array_agg(id), '{}')
+    FROM (SELECT id, ST_Transform(boundary, 3857) AS geom FROM grid
+          WHERE retired_at IS NULL) AS live
+    WHERE ST_Intersects(geom, ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096))
+"""
+IDS_OF_BUILDINGS = """
+    SELECT coalesce(array_agg(id) FILTER (WHERE ST_Intersects(geom, ST_TileEnvelope(:z, :x, :y))),
+                    '{}'),
+           coalesce(array_agg(id), '{}')
+    FROM (SELECT id, ST_Transform(coalesce(footprint, location), 3857) AS geom FROM building
+          WHERE retired_at IS NULL) AS live
+    WHERE ST_Intersects(geom, ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096))
+"""
+# One row of a point-like layer with the attributes its tile must carry, and where it is.
+LAST_STATION = ("SELECT id, code, name, level, ST_X(location) AS lon, ST_Y(location) AS lat"
+                " FROM station ORDER BY code DESC LIMIT 1")
+LAST_SHELTER = ("SELECT id, code, name, kind, capacity, occupancy, ST_X(location) AS lon,"
+                " ST_Y(location) AS lat FROM shelter ORDER BY code DESC LIMIT 1")
+LAST_COMMUNITY = ("SELECT u.id, u.code, u.name, u.level, u.kind, p.code AS parent_code,"
+                  " ST_X(ST_PointOnSurface(u.boundary)) AS lon,"
+                  " ST_Y(ST_PointOnSurface(u.boundary)) AS lat"
+                  " FROM admin_unit u JOIN admin_unit p ON p.id = u.parent_id"
+                  " ORDER BY u.code DESC LIMIT 1")
+
+
+def test_grid_tile_holds_the_grid_with_its_attributes(tile_client: TestClient, session: Session,
+                                                     headers: dict[str, str]) -> None:
+    grid = session.execute(text(
+        "SELECT grid.id, grid.code, grid.name, grid.kind, grid.households, c.code AS community,"
+        " ST_X(ST_PointOnSurface(grid.boundary)) AS lon,"
+        " ST_Y(ST_PointOnSurface(grid.boundary)) AS lat"
+        " FROM grid JOIN admin_unit c ON c.id = grid.community_id ORDER BY grid.code LIMIT 1"
+    )).one()
+    features = fetch_layer(tile_client, headers, "grids", 14, *tile_of(grid.lon, grid.lat, 14))
+    found = [f for f in features if f["properties"]["code"] == grid.code]
+    assert len(found) == 1
+    assert found[0]["id"] == grid.id
+    assert found[0]["properties"] == {"code": grid.code, "name": grid.name, "kind": grid.kind,
+                                      "households": grid.households,
+                                      "community_code": grid.community}
+    assert found[0]["geometry"]["type"] in ("Polygon", "MultiPolygon")
+
+
+@pytest.mark.parametrize(("layer", "ids_sql", "z"), [
+    ("grids", IDS_OF_GRIDS, 12),
+    ("buildings", IDS_OF_BUILDINGS, 11),  # most of Hengqin: 2,700+ buildings
+    ("buildings", IDS_OF_BUILDINGS, 12),
+    ("buildings", IDS_OF_BUILDINGS, 14),
+], ids=["grids-z12", "buildings-z11", "buildings-z12", "buildings-z14"])
+def test_a_tile_holds_every_feature_touching_it(tile_client: TestClient, session: Session,
+                                                headers: dict[str, str], layer: str,
+                                                ids_sql: str, z: int) -> None:
+    lon, lat = session.execute(text(  # the middle of the buildings: the fullest tiles
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ST_X(location)),"
+        " percentile_cont(0.5) WITHIN GROUP (ORDER BY ST_Y(location)) FROM building"
+    )).one()
+    x, y = tile_of(lon, lat, z)
+    inside, touching = session.execute(text(ids_sql), {"z": z, "x": x, "y": y}).one()
+    assert len(inside) >= 20  # a tile worth counting
+    ids = [f["id"] for f in fetch_layer(tile_client, headers, layer, z, x, y)]
+    assert len(ids) == len(set(ids))
+    # All of the tile proper; from the buffer, all but slivers thinner than a tile unit.
+    assert set(inside) <= set(ids) <= set(touching)
+
+
+def test_edge_tiles_do_not_wrap_across_the_antimeridian(tile_client: TestClient, session: Session,
+                                                        headers: dict[str, str]) -> None:
+    # Tile 1/1/0's buffer crosses 180°E; unclipped, its 4326 bounds would exclude Hengqin.
+    # Points, because polygons this small vanish at zoom 0 and 1.
+    total = session.execute(text("SELECT count(*) FROM station WHERE retired_at IS NULL")).scalar()
+    assert total
+    assert len(fetch_layer(tile_client, headers, "stations", 1, 1, 0)) == total
+    assert len(fetch_layer(tile_client, headers, "stations", 0, 0, 0)) == total
+
+
+def test_building_tile_at_high_zoom_has_footprints_and_falls_back_to_points(
+        tile_client: TestClient, session: Session, headers: dict[str, str]) -> None:
+    building = session.execute(text(
+        "SELECT b.code, b.use, b.floors, array_to_string(b.risk_flags, ',') AS flags,"
+        " g.code AS grid_code, ST_X(b.location) AS lon, ST_Y(b.location) AS lat"
+        " FROM building b JOIN grid g ON g.id = b.grid_id"
+        " WHERE b.footprint IS NOT NULL AND cardinality(b.risk_flags) > 1 ORDER BY b.code LIMIT 1"
+    )).one()
+    x, y = tile_of(building.lon, building.lat, 17)
+    features = {f["properties"]["code"]: f
+                for f in fetch_layer(tile_client, headers, "buildings", 17, x, y)}
+    found = features[building.code]
+    assert found["geometry"]["type"] in ("Polygon", "MultiPolygon")
+    assert found["properties"] == {"code": building.code, "use": building.use,
+                                   "floors": building.floors, "risk_flags": building.flags,
+                                   "grid_code": building.grid_code}
+    assert "," in found["properties"]["risk_flags"]
+
+    session.execute(text("UPDATE building SET footprint = NULL WHERE code = :code"),
+                    {"code": building.code})
+    features = {f["properties"]["code"]: f
+                for f in fetch_layer(tile_client, headers, "buildings", 17, x, y)}
+    assert features[building.code]["geometry"]["type"] == "Point"
+
+
+def test_retired_rows_leave_the_tile(tile_client: TestClient, session: Session,
+                                     headers: dict[str, str]) -> None:
+    code, lon, lat = session.execute(text(
+        "SELECT code, ST_X(ST_PointOnSurface(boundary)), ST_Y(ST_PointOnSurface(boundary))"
+        " FROM grid ORDER BY code LIMIT 1")).one()
+    x, y = tile_of(lon, lat, 15)
+    session.execute(text("UPDATE grid SET retired_at = now() WHERE code = :code"),
+                    {"code": code})
+    codes = {f["properties"]["code"] for f in fetch_layer(tile_client, headers, "grids", 15, x, y)}
+    assert code not in codes
+
+
+@pytest.mark.parametrize(("layer", "statement"), [
+    ("stations", LAST_STATION), ("shelters", LAST_SHELTER), ("admin-units", LAST_COMMUNITY),
+])
+def test_other_layers_carry_their_attributes(tile_client: TestClient, session: Session,
+                                             headers: dict[str, str], layer: str,
+                                             statement: str) -> None:
+    row = session.execute(text(statement)).one()._asdict()
+    features = fetch_layer(tile_client, headers, layer, 16, *tile_of(row["lon"], row["lat"], 16))
+    found = next(f for f in features if f["properties"]["code"] == row["code"])
+    assert found["id"] == row["id"]
+    assert found["properties"] == {k: v for k, v in row.items() if k not in ("id", "lon", "lat")}
+
+
+def test_empty_tile_is_204_with_cache_headers(tile_client: TestClient,
+                                              headers: dict[str, str]) -> None:
+    answer = tile_client.get("/tiles/grids/14/0/0.pbf", headers=headers)  # the Arctic, off Alaska
+    assert answer.status_code == 204
+    assert answer.content == b""
+    assert answer.headers["cache-control"] == "private, max-age=60"
+    assert answer.headers["etag"]
+
+
+def test_etag_and_if_none_match(tile_client: TestClient, session: Session,
+                                headers: dict[str, str]) -> None:
+    lon, lat = session.execute(text(
+        "SELECT ST_X(ST_PointOnSurface(boundary)), ST_Y(ST_PointOnSurface(boundary))"
+        " FROM grid ORDER BY code LIMIT 1")).one()
+    url = "/tiles/grids/12/{}/{}.pbf".format(*tile_of(lon, lat, 12))
+    first = tile_client.get(url, headers=headers)
+    assert first.status_code == 200
+    assert first.headers["cache-control"] == "private, max-age=60"
+    etag = first.headers["etag"]
+    assert etag.startswith('"') and etag.endswith('"')
+    again = tile_client.get(url, headers={**headers, "If-None-Match": f'"other", W/{etag}'})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == etag
+    session.execute(text("UPDATE grid SET name = name || ' (new)'"))
+    changed = tile_client.get(url, headers={**headers, "If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != etag
+
+
+@pytest.mark.parametrize(("path", "status", "message"), [
+    ("/tiles/residents/1/0/0.pbf", 404, "no tiles for layer 'residents'"),
+    ("/tiles/grids/23/0/0.pbf", 422, "zoom 23 is outside 0..22"),
+    ("/tiles/grids/-1/0/0.pbf", 422, "zoom -1 is outside 0..22"),
+    ("/tiles/grids/2/4/0.pbf", 422, "x 4 is outside 0..3 at zoom 2"),
+    ("/tiles/grids/2/0/-1.pbf", 422, "y -1 is outside 0..3 at zoom 2"),
+    ("/tiles/grids/2/0/y.pbf", 422, '"loc":["path","y"]'),
+])
+def test_bad_tile_addresses_are_refused_by_name(tile_client: TestClient, headers: dict[str, str],
+                                                path: str, status: int, message: str) -> None:
+    answer = tile_client.get(path, headers=headers)
+    assert answer.status_code == status
+    assert message in answer.text
+
+
+def test_tiles_need_a_login(tile_client: TestClient) -> None:
+    answer = tile_client.get("/tiles/grids/12/3340/1781.pbf")
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"] == "Bearer"
+
+
+def test_every_role_may_read(tile_client: TestClient, session: Session) -> None:
+    for role in ROLES:
+        answer = tile_client.get("/tiles/grids/0/0/0.pbf",
+                                 headers=bearer_of(session, f"tile-{role}", role))
+        assert answer.status_code in (200, 204), (role, answer.text)
