@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from gridgis.cluster import Cluster
 from gridgis.errors import GridGisError
+from gridgis.layers import files_cli
 from gridgis.settings import get_settings
 
 app = typer.Typer(help="gridgis: grids, warnings and evacuation on PostGIS.",
@@ -193,6 +194,11 @@ def user_add(
         saved = f"user {user.username} ({user.role}) saved"
         session.commit()
     typer.echo(saved)
+
+
+# Layer files: the commands live with the layers; errors become one line here as everywhere.
+app.command("import")(friendly(files_cli.import_layer))
+app.command("export")(friendly(files_cli.export_layer))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ class InvalidInput(GridGisError):
     """Input that cannot be accepted: malformed, out of range, or breaking a rule."""
 
 
+class TooLarge(InvalidInput):
+    """Input larger than a configured limit (an uploaded or imported file)."""
+
+
 class Conflict(GridGisError):
     """The request collides with the current state (a duplicate code, a stale version)."""
 
@@ -48,6 +52,7 @@ class ClusterError(GridGisError):
 HTTP_STATUS: dict[type[GridGisError], int] = {
     NotFound: 404,
     StaleVersion: 412,
+    TooLarge: 413,
     VersionRequired: 428,
     InvalidInput: 422,
     Conflict: 409,

@@ -9,7 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from gridgis import __version__, api, login
 from gridgis.errors import GridGisError, StaleVersion, status_of
-from gridgis.layers import edit_router, ogc_router, tiles_router
+from gridgis.layers import edit_router, files_router, ogc_router, tiles_router
 from gridgis.layers import router as layers_router
 from gridgis.maps import assets
 from gridgis.maps import router as maps_router
@@ -27,6 +27,7 @@ def create_app() -> FastAPI:
     app.include_router(edit_router.router)
     app.include_router(ogc_router.router)
     app.include_router(tiles_router.router)
+    app.include_router(files_router.router)
     app.include_router(maps_router.router)
     app.add_exception_handler(GridGisError, domain_error)  # type: ignore[arg-type]
     mount_assets(app, settings.assets_dir)

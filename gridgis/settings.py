@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     basemap_attribution: str = ""
     assets_dir: Path = PROJECT_DIR / "assets" / "node_modules"
     page_size_max: int = Field(default=5000, gt=0)
+    import_max_mb: float = Field(default=100, gt=0)
     demo_seed: int = 2024
 
     @model_validator(mode="after")

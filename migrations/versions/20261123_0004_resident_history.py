@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
+
 # revision identifiers, used by Alembic.
 revision: str = '0004'
 down_revision: str | Sequence[str] | None = '0003'

@@ -1,0 +1,79 @@
+"""``gridgis import`` and ``gridgis export``: layer files on the command line.
+
+The commands are registered by ``gridgis.cli``; heavy imports wait until a command runs.
+``python -m gridgis.layers.files_cli`` runs them alone.
+"""
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from gridgis.layers.files import ImportPlan
+
+CODES_SHOWN = 20
+
+
+def import_layer(
+    layer: Annotated[str, typer.Argument(help="buildings | stations | shelters | residents")],
+    file: Annotated[Path, typer.Argument(help=".geojson, .gpkg, .zip (Shapefile) or .csv "
+                                              "(lon, lat in WGS 84)")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would change, write "
+                                                           "nothing")] = False,
+    gcj02: Annotated[bool, typer.Option("--gcj02", help="coordinates are GCJ-02 (from a "
+                                                       "Chinese web map): convert them")] = False,
+    retire_missing: Annotated[bool, typer.Option("--retire-missing", help="retire live rows "
+                                                 "of the layer the file lacks")] = False,
+) -> None:
+    """Import a layer file: add new codes, change changed ones; all rows or none."""
+    from sqlalchemy.orm import Session
+
+    from gridgis import db
+    from gridgis.layers import files
+
+    with Session(db.get_engine()) as session:
+        run = files.plan_import if dry_run else files.apply_import
+        plan = run(session, layer, file, gcj02=gcj02, retire_missing=retire_missing,
+                   progress=sys.stderr.isatty())
+        if plan.applied:
+            session.commit()
+    typer.echo(describe(plan))
+
+
+def describe(plan: "ImportPlan") -> str:
+    """Return an import plan as a few lines: the counts, then some codes of each kind."""
+    done = "imported" if plan.applied else "dry run, nothing written:"
+    lines = [f"{plan.layer} from {plan.source} ({plan.rows} rows) {done} "
+             f"{len(plan.added)} added, {len(plan.changed)} changed, "
+             f"{len(plan.retired)} retired"]
+    for what, codes in (("added", plan.added), ("changed", plan.changed),
+                        ("retired", plan.retired)):
+        if codes:
+            more = f" ... and {len(codes) - CODES_SHOWN} more" * (len(codes) > CODES_SHOWN)
+            lines.append(f"  {what}: {' '.join(codes[:CODES_SHOWN])}{more}")
+    return "\n".join(lines)
+
+
+def export_layer(
+    layer: Annotated[str, typer.Argument(help="buildings | stations | shelters | residents | "
+                                              "grids | admin-units")],
+    file: Annotated[Path, typer.Argument(help="where to write; the extension gives the "
+                                              "format")],
+    within: Annotated[str | None, typer.Option(help="code of an admin unit or grid to look "
+                                                    "inside")] = None,
+    file_format: Annotated[str | None, typer.Option("--format", help="geojson | gpkg | shp "
+                                                    "(zipped) | csv")] = None,
+) -> None:
+    """Export the live rows of a layer to a file (EPSG:4326); residents are audited."""
+    from sqlalchemy.orm import Session
+
+    from gridgis import db
+    from gridgis.layers import export
+
+    with Session(db.get_engine()) as session:
+        count = export.export_layer(session, layer, file, file_format=file_format, within=within)
+        session.commit()  # the audit entry of a residents export
+    typer.echo(f"wrote {count} {layer} to {file}")
+
