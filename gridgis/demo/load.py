@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from gridgis.demo import people, population, territory
 from gridgis.errors import Conflict, InvalidInput
-from gridgis.layers import boundaries
+from gridgis.layers import boundaries, totals
 from gridgis.models import NO_PASSWORD
 from gridgis.settings import PROJECT_DIR, get_settings
 
@@ -159,6 +159,7 @@ def populate(conn: Connection, profile: Profile, seed: int, progress: bool) -> d
     for table in ("building", "resident"):
         conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                           f"(SELECT max(id) FROM {table}))"))
+    totals.refresh_totals(conn)
     conn.execute(text("ANALYZE"))
     return {"buildings": len(frame), "residents": len(folk), "stations": stations,
             "shelters": shelters, "grid heads and workers": users}

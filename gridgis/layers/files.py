@@ -49,7 +49,7 @@ from tqdm import tqdm
 
 from gridgis import audit
 from gridgis.errors import Conflict, InvalidInput
-from gridgis.layers import file_checks, queries
+from gridgis.layers import file_checks, queries, totals
 from gridgis.layers.file_checks import ImportRefused, LayerFile, LayerFormat, RowProblem
 from gridgis.layers.models import (
     AdminUnit,
@@ -130,6 +130,8 @@ def apply_import(session: Session, layer: str, path: Path, *, gcj02: bool = Fals
     plan, stage = _prepare(session, layer, path, gcj02, retire_missing, max_mb, progress)
     fmt = file_checks.FORMATS[layer]
     write_changes(session, fmt, stage, retire_missing, user, plan.source)
+    if layer in ("buildings", "residents"):
+        totals.refresh_totals(session)
     audit.record(session, user, "import", fmt.table, None, {
         "source": plan.source, "rows": plan.rows, "added": len(plan.added),
         "changed": len(plan.changed), "retired": len(plan.retired), "gcj02": gcj02})

@@ -1,0 +1,63 @@
+"""HTTP for warnings: one endpoint takes CAP 1.2 XML, a typhoon advisory or a drawn area."""
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+
+from gridgis.alerts import flows, intake, schemas
+from gridgis.auth import CurrentUser, current_user
+from gridgis.db import SessionDep
+from gridgis.errors import InvalidInput
+
+router = APIRouter(prefix="/api/warnings", tags=["warnings"],
+                   dependencies=[Depends(current_user)])
+EXAMPLE = {"area": {"type": "Polygon", "coordinates": [[[113.50, 22.10], [113.56, 22.10],
+                                                        [113.56, 22.15], [113.50, 22.10]]]},
+           "level": "orange"}
+
+
+@router.post("", response_model=schemas.IssueResult, openapi_extra={"requestBody": {
+    "required": True, "description": "CAP 1.2 XML (application/cap+xml or application/xml), "
+    "a typhoon advisory (JSON with `storm`) or a drawn area (JSON with `area`)",
+    "content": {"application/json": {"example": EXAMPLE},
+                "application/cap+xml": {"schema": {"type": "string"}}}}})
+async def issue_warning(
+    request: Request, session: SessionDep, user: CurrentUser, dry_run: bool = False,
+    min_share: Annotated[float, Query(ge=0, le=1, description=(
+        "share of a grid an area must cover to reach it (0: any overlap)"))] = 0.0,
+) -> schemas.IssueResult:
+    """Issue a warning: every grid it reaches gets an alert and its outbox rows in the same
+    transaction; updates and cancels follow their ``references``. ``dry_run`` writes nothing."""
+    body = await request.body()
+    xml = "xml" in request.headers.get("content-type", "")
+    return await run_in_threadpool(issue_from_body, session, user, body, xml, dry_run,
+                                   min_share)
+
+
+def issue_from_body(session: SessionDep, user: CurrentUser, body: bytes, xml: bool,
+                    dry_run: bool, min_share: float) -> schemas.IssueResult:
+    incoming = (intake.read_cap(session, body) if xml
+                else read_json(session, user.username, body))
+    result = flows.issue(session, user, incoming, min_share=min_share, dry_run=dry_run)
+    session.commit()
+    return result
+
+
+def read_json(session: SessionDep, username: str, body: bytes) -> intake.Incoming:
+    """Return a JSON warning: an advisory (it has ``storm``) or a drawn area (``area``)."""
+    try:
+        document: Any = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"not JSON: {exc}") from None
+    if isinstance(document, dict) and "storm" in document:
+        return intake.read_advisory(session, document)
+    try:
+        drawn = schemas.DrawnWarningIn.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(f"{where}: {first['msg']}") from None
+    return intake.read_drawn(drawn, username)
