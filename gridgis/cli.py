@@ -41,8 +41,9 @@ def friendly(func: F) -> F:
             message = str(exc)
         except ValidationError as exc:
             first = exc.errors()[0]
-            field = "GRIDGIS_" + "_".join(str(p) for p in first["loc"]).upper()
-            message = f"bad setting {field}: {first['msg']}"
+            where = "_".join(str(p) for p in first["loc"])
+            message = (f"bad setting GRIDGIS_{where.upper()}: {first['msg']}"
+                       if exc.title == "Settings" else f"{where}: {first['msg']}")
         except CommandError as exc:
             message = f"migrations: {exc}"
         except OperationalError as exc:
@@ -194,6 +195,64 @@ def user_add(
         saved = f"user {user.username} ({user.role}) saved"
         session.commit()
     typer.echo(saved)
+
+
+@app.command("warn")
+@friendly
+def warn(
+    file: Annotated[Path, typer.Argument(help="CAP 1.2 (.xml), a typhoon advisory or a drawn "
+                                              "area (.json)")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="say which grids, write "
+                                                            "nothing")] = False,
+    min_share: Annotated[float, typer.Option(help="share of a grid an area must cover")] = 0.0,
+) -> None:
+    """Issue a warning from a file: alerts and outbox rows for every grid it reaches."""
+    import json
+
+    from gridgis import db
+    from gridgis.alerts import flows, intake, schemas
+
+    try:
+        body = file.read_bytes()
+    except OSError as exc:
+        raise GridGisError(f"{file}: {exc.strerror}") from None
+    with Session(db.get_engine()) as session:
+        if file.suffix.lower() == ".xml":
+            incoming = intake.read_cap(session, body)
+        else:
+            try:
+                document = json.loads(body)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise GridGisError(f"{file}: not JSON: {exc}") from None
+            incoming = (intake.read_advisory(session, document) if "storm" in document
+                        else intake.read_drawn(schemas.DrawnWarningIn.model_validate(document),
+                                               "cli"))
+        result = flows.issue(session, None, incoming, min_share=min_share, dry_run=dry_run)
+        session.commit()
+    typer.echo(f"{result.identifier or '(dry run)'}: {result.message}")
+    for target in result.targets[:20]:
+        eta = f" gale {target.gale_eta:%m-%d %H:%M}Z" if target.gale_eta else ""
+        typer.echo(f"  {target.code} {target.tier} {target.share:.0%}{eta} "
+                   f"{target.residents} residents, {target.vulnerable} vulnerable")
+    if len(result.targets) > 20:
+        typer.echo(f"  ... and {len(result.targets) - 20} more grids")
+
+
+@app.command("drill")
+@friendly
+def drill(
+    storm: Annotated[str, typer.Argument(help="yagi")],
+    speed: Annotated[float, typer.Option(help="storm seconds per real second (0: no "
+                                              "waiting)")] = 3600.0,
+    forecast_hours: Annotated[float, typer.Option(help="hours of best track given as the "
+                                                       "forecast")] = 24.0,
+) -> None:
+    """Replay a past typhoon as exercise advisories, in time order."""
+    from gridgis import db
+    from gridgis.alerts import drill as drills
+
+    typer.echo(drills.run_drill(db.get_engine(), storm, speed=speed,
+                                forecast_hours=forecast_hours, report=typer.echo))
 
 
 # Layer files: the commands live with the layers; errors become one line here as everywhere.

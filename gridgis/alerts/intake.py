@@ -106,8 +106,13 @@ def _unit_boundary(session: Session, scheme: str, code: str) -> shapely.Geometry
     return to_shape(boundary)
 
 
-def from_advisory(item: advisories.Advisory, previous: str | None) -> Incoming:
-    """Return a typhoon advisory as a warning: an update of the storm's ``previous`` one."""
+def from_advisory(item: advisories.Advisory, previous: str | None, status: str = "actual",
+                  chain: str | None = None) -> Incoming:
+    """Return a typhoon advisory as a warning: an update of the storm's ``previous`` one.
+
+    ``chain`` names the storm's chain of warnings (default the storm id; a drill runs its
+    own chain), and prefixes the identifier.
+    """
     areas = [HazardArea(tier, _multi(area), f"{tier} swath")
              for tier, area in hazard.swaths(item).items() if not area.is_empty]
     first, last = item.points[0].time, item.points[-1].time
@@ -117,13 +122,14 @@ def from_advisory(item: advisories.Advisory, previous: str | None) -> Incoming:
     areas += [HazardArea("gale", _multi(circle), "gale circle", at)
               for at, circle in zip(times, circles, strict=True) if circle is not None]
     issued = item.issued.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+    chain = chain or item.storm.id
     return Incoming(
-        identifier=f"{item.source}-{item.storm.id}-{issued}", sender=item.source,
+        identifier=f"{item.source}-{chain}-{issued}", sender=item.source,
         sent=item.issued, source="advisory", msg_type="update" if previous else "alert",
-        status="actual", level=item.level, event=f"台风{item.storm.name_zh or item.storm.name}",
+        status=status, level=item.level, event=f"台风{item.storm.name_zh or item.storm.name}",
         headline=f"{item.storm.name} ({item.storm.id}) advisory {issued}",
         references=(previous,) if previous else (), areas=tuple(areas),
-        storm_id=item.storm.id, document=advisories.dump_advisory(item),
+        storm_id=chain, document=advisories.dump_advisory(item),
     )
 
 
@@ -146,14 +152,16 @@ def read_cap(session: Session, body: bytes) -> Incoming:
     return from_cap(session, cap.parse_cap(body))
 
 
-def read_advisory(session: Session, document: dict[str, Any]) -> Incoming:
-    """Return an advisory as a warning, following the storm's latest warning if any."""
-    item = advisories.parse_advisory(document)
+def read_advisory(session: Session, document: dict[str, Any] | advisories.Advisory,
+                  status: str = "actual", chain: str | None = None) -> Incoming:
+    """Return an advisory as a warning, following the chain's latest warning if any."""
+    item = (document if isinstance(document, advisories.Advisory)
+            else advisories.parse_advisory(document))
     previous = session.scalar(
-        select(Warning.identifier).where(Warning.storm_id == item.storm.id,
+        select(Warning.identifier).where(Warning.storm_id == (chain or item.storm.id),
                                          Warning.msg_type != "cancel")
         .order_by(Warning.sent.desc(), Warning.id.desc()).limit(1))
-    return from_advisory(item, previous)
+    return from_advisory(item, previous, status, chain)
 
 
 def read_drawn(drawn: DrawnWarningIn, username: str) -> Incoming:
