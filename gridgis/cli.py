@@ -173,7 +173,8 @@ def serve(
 
     settings = get_settings()
     uvicorn.run("gridgis.main:create_app", factory=True, host=host or settings.host,
-                port=port or settings.port, proxy_headers=False)
+                port=port or settings.port, proxy_headers=False,
+                timeout_graceful_shutdown=5)  # live-feed clients never leave by themselves
 
 
 @user_app.command("add")

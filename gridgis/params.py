@@ -4,9 +4,9 @@ import math
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Depends, Header, Query
 
-from gridgis.errors import InvalidInput
+from gridgis.errors import InvalidInput, VersionRequired
 from gridgis.settings import get_settings
 
 MAX_KEY = 2**31 - 1  # row keys are PostgreSQL integers
@@ -72,3 +72,17 @@ def parse_page(
 
 BBoxDep = Annotated[BBox | None, Depends(parse_bbox)]
 PageDep = Annotated[Page, Depends(parse_page)]
+
+
+def if_match(if_match: Annotated[str | None, Header()] = None) -> int:
+    """Return the version named by the If-Match header (``"7"``, ``W/"7"`` or ``7``)."""
+    if if_match is None:
+        raise VersionRequired('say which version you changed: If-Match: "<version>" '
+                              "(the ETag of the row you read)")
+    value = if_match.removeprefix("W/").strip().strip('"')
+    if not value.isdigit() or len(value) > 9:
+        raise InvalidInput(f"If-Match {if_match!r} is not a version this server gave out")
+    return int(value)
+
+
+IfMatch = Annotated[int, Depends(if_match)]

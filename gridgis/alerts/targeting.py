@@ -21,7 +21,7 @@ OUTBOX_SQL = """
 INSERT INTO outbox (alert_id, app_user_id, channel, idempotency_key, kind, payload)
 SELECT a.id, u.id, ch.channel,
        a.id || ':' || w.id || ':' || :kind || ':' || u.id || ':' || ch.channel, :kind,
-       jsonb_build_object('kind', :kind, 'warning', w.identifier, 'grid', g.code,
+       jsonb_build_object('kind', :kind, 'alert', a.id, 'warning', w.identifier, 'grid', g.code,
                           'tier', a.tier, 'level', w.level, 'event', w.event,
                           'headline', w.headline, 'gale_eta', a.gale_eta,
                           'exercise', w.status <> 'actual')

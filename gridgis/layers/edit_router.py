@@ -6,14 +6,13 @@ moved on meanwhile the answer is 412 with the current row, and nothing is change
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Response, status
+from fastapi import APIRouter, Depends, Path, Response, status
 from pydantic import BaseModel
 
 from gridgis.auth import CurrentUser, current_user
 from gridgis.db import SessionDep
-from gridgis.errors import InvalidInput, VersionRequired
 from gridgis.layers import edits, residency, schemas, summaries
-from gridgis.params import CODE
+from gridgis.params import CODE, IfMatch
 
 router = APIRouter(prefix="/api", tags=["edits"], dependencies=[Depends(current_user)])
 GEOJSON = "application/geo+json"
@@ -25,18 +24,6 @@ class Saved(BaseModel):
     version: int
 
 
-def if_match(if_match: Annotated[str | None, Header()] = None) -> int:
-    """Return the version named by the If-Match header (``"7"``, ``W/"7"`` or ``7``)."""
-    if if_match is None:
-        raise VersionRequired('say which version you changed: If-Match: "<version>" '
-                              "(the ETag of the row you read)")
-    value = if_match.removeprefix("W/").strip().strip('"')
-    if not value.isdigit() or len(value) > 9:
-        raise InvalidInput(f"If-Match {if_match!r} is not a version this server gave out")
-    return int(value)
-
-
-IfMatch = Annotated[int, Depends(if_match)]
 
 
 def saved(response: Response, code: str, version: int) -> Saved:
