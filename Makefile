@@ -10,6 +10,8 @@ SCALE ?= nansha
 
 run: setup db
 	$(BIN)/gridgis demo load --scale $(SCALE)
+	$(BIN)/gridgis dispatch & dispatcher=$$!; \
+	trap 'kill -TERM $$dispatcher 2>/dev/null; wait $$dispatcher' EXIT; \
 	$(BIN)/gridgis serve
 
 test: setup browser db lint

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from gridgis.alerts import dispatch
 from gridgis.cluster import Cluster
 from gridgis.errors import GridGisError
 from gridgis.layers import files_cli
@@ -256,9 +257,10 @@ def drill(
                                 forecast_hours=forecast_hours, report=typer.echo))
 
 
-# Layer files: the commands live with the layers; errors become one line here as everywhere.
+# Commands that live with their parts; errors become one line here as everywhere.
 app.command("import")(friendly(files_cli.import_layer))
 app.command("export")(friendly(files_cli.export_layer))
+app.command("dispatch")(friendly(dispatch.dispatch_command))
 
 
 if __name__ == "__main__":

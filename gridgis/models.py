@@ -19,7 +19,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-ROLES = ("command", "grid_head", "grid_worker", "planner", "admin")
+# unit_head: a community's or street's head (社区/街道负责人), told when a grid's alert goes
+# unacknowledged; they answer for admin units (app_user_unit), not grids, and see no residents.
+ROLES = ("command", "grid_head", "grid_worker", "planner", "admin", "unit_head")
 USER_RESIDENCIES = ("registered", "migrant", "macau", "hongkong", "foreign")
 # A password hash no password matches: the user exists but cannot log in until given one.
 NO_PASSWORD = "!"
@@ -54,6 +56,15 @@ app_user_grid = Table(
     Column("app_user_id", ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True),
     Column("grid_id", ForeignKey("grid.id"), primary_key=True, index=True),
     comment="The grids a grid head or grid worker answers for.",
+)
+
+
+app_user_unit = Table(
+    "app_user_unit",
+    Base.metadata,
+    Column("app_user_id", ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True),
+    Column("admin_unit_id", ForeignKey("admin_unit.id"), primary_key=True, index=True),
+    comment="The communities and streets a unit head answers for (escalations reach them).",
 )
 
 

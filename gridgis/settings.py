@@ -2,13 +2,25 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, get_args
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PLACEHOLDER_SECRET = "change-me"
+Colour = Literal["blue", "yellow", "orange", "red"]  # China's warning levels, rank 1..4
+DEFAULT_ACK_WINDOWS: dict[Colour, float] = {"blue": 120.0, "yellow": 60.0, "orange": 30.0,
+                                            "red": 15.0}
+SecondChannel = Literal["sms", "email"]  # where escalations go beside the feed
+
+
+class TeamRoute(BaseModel):
+    """Where a grid team's group robot listens: the shape to post, its URL and signing secret."""
+
+    channel: Literal["webhook", "wecom", "dingtalk"]
+    url: SecretStr  # WeCom and DingTalk robot URLs carry their key
+    secret: SecretStr | None = None  # DingTalk 加签 secret
 
 
 class Settings(BaseSettings):
@@ -39,6 +51,40 @@ class Settings(BaseSettings):
     page_size_max: int = Field(default=5000, gt=0)
     import_max_mb: float = Field(default=100, gt=0)
     demo_seed: int = 2024
+
+    # The dispatcher (``gridgis dispatch``): see gridgis/alerts/dispatch.py.
+    dispatch_concurrency: int = Field(default=8, gt=0, le=64)
+    dispatch_max_attempts: int = Field(default=8, gt=0)
+    dispatch_lease_seconds: float = Field(default=60.0, gt=0)
+    dispatch_backoff_seconds: float = Field(default=10.0, gt=0)
+    dispatch_backoff_max_seconds: float = Field(default=900.0, gt=0)
+    dispatch_poll_seconds: float = Field(default=1.0, gt=0)
+    dispatch_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Messages a second per channel (per robot for wecom and dingtalk); absent or 0: no limit.
+    # The feed is never limited: it is a NOTIFY, sent in batches.
+    dispatch_rates: dict[str, float] = Field(
+        default_factory=lambda: {"wecom": 0.3, "dingtalk": 0.3, "sms": 50.0, "email": 10.0})
+    dispatch_timezone: str = "Asia/Shanghai"
+    # Grid code prefix -> the team's group robot; the longest matching prefix wins. As JSON:
+    # GRIDGIS_TEAM_WEBHOOKS='{"440115": {"channel": "wecom", "url": "https://..."}}'
+    team_webhooks: dict[str, TeamRoute] = Field(default_factory=dict)
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "gridgis@localhost"
+    smtp_starttls: bool = True
+    sms_gateway_url: str | None = None
+    sms_gateway_key: SecretStr | None = None
+    # How long a grid team has to acknowledge an alert, by warning level (signals count as
+    # their colour: 1 blue, 3 yellow, 8 orange, 9/10 red), before it goes one step up the
+    # hierarchy; escalations go on the feed and on these channels (those a person has).
+    ack_window_minutes: dict[Colour, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: dict(DEFAULT_ACK_WINDOWS))
+    escalation_channels: list[SecondChannel] = Field(
+        default_factory=lambda: list(get_args(SecondChannel)))
+    # Fields: {text} {subject} {title} {heading} {grid} {level} {event} {headline} {eta} {key}
+    sms_template: str = "{text}"
 
     @model_validator(mode="after")
     def refuse_placeholder_secret(self) -> "Settings":

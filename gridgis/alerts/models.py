@@ -16,10 +16,12 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -93,6 +95,8 @@ class Alert(Base):
         CheckConstraint(sql_in("tier", TIERS), name="tier"),
         CheckConstraint(sql_in("state", ALERT_STATES), name="state"),
         UniqueConstraint("warning_id", "grid_id", name="uq_alert_warning_grid"),
+        Index("ix_alert_ack_due", "ack_due_at",
+              postgresql_where=text("state = 'active' AND acknowledged_at IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -111,13 +115,23 @@ class Alert(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
     version: Mapped[int] = mapped_column(Integer, server_default="1")
+    # Escalation: unacknowledged at ack_due_at, the alert goes one step up (1 the community's
+    # heads, 2 the street's heads and the command centre); None once there is nothing left.
+    ack_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    escalation_level: Mapped[int] = mapped_column(Integer, server_default="0")
+    escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Outbox(Base):
     """One message to send: an alert to one recipient on one channel, at most once."""
 
     __tablename__ = "outbox"
-    __table_args__ = (CheckConstraint(sql_in("state", OUTBOX_STATES), name="state"),)
+    __table_args__ = (
+        CheckConstraint(sql_in("state", OUTBOX_STATES), name="state"),
+        # What the dispatcher claims; a trigger NOTIFYs gridgis_outbox on insert (migration 0006).
+        Index("ix_outbox_due", "next_attempt_at",
+              postgresql_where=text("state IN ('queued', 'failed', 'sending')")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id"), index=True)
@@ -130,7 +144,7 @@ class Outbox(Base):
     state: Mapped[str] = mapped_column(Text, server_default="queued")
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
-                                                      server_default=func.now(), index=True)
+                                                      server_default=func.now())
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
                                                  server_default=func.now())

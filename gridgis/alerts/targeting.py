@@ -14,26 +14,18 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from gridgis.alerts import channels
+from gridgis.settings import DEFAULT_ACK_WINDOWS, Colour, Settings, get_settings
+
 SQL_DIR = Path(__file__).with_name("sql")
-# Who hears of an alert: the grid's team, on the channels each person has given. One row
-# per (alert, warning, kind, recipient, channel): the idempotency key.
-OUTBOX_SQL = """
-INSERT INTO outbox (alert_id, app_user_id, channel, idempotency_key, kind, payload)
-SELECT a.id, u.id, ch.channel,
-       a.id || ':' || w.id || ':' || :kind || ':' || u.id || ':' || ch.channel, :kind,
-       jsonb_build_object('kind', :kind, 'alert', a.id, 'warning', w.identifier, 'grid', g.code,
-                          'tier', a.tier, 'level', w.level, 'event', w.event,
-                          'headline', w.headline, 'gale_eta', a.gale_eta,
-                          'exercise', w.status <> 'actual')
-FROM alert a
-JOIN warning w ON w.id = :warning_id
-JOIN grid g ON g.id = a.grid_id
-JOIN app_user_grid ug ON ug.grid_id = a.grid_id
-JOIN app_user u ON u.id = ug.app_user_id AND u.active
-CROSS JOIN LATERAL (VALUES ('feed'), (CASE WHEN u.phone IS NOT NULL THEN 'sms' END),
-                           (CASE WHEN u.email IS NOT NULL THEN 'email' END)) ch(channel)
-WHERE a.id = ANY(:alert_ids) AND ch.channel IS NOT NULL
-ON CONFLICT (idempotency_key) DO NOTHING
+LEVELS: tuple[Colour, ...] = ("blue", "yellow", "orange", "red")  # level_rank 1..4
+# The acknowledgement windows by level rank (1 blue .. 4 red), in minutes, as SQL reads them.
+SCHEDULE_ACKS_SQL = """
+UPDATE alert a SET ack_due_at = now() + make_interval(
+           secs => 60 * (CAST(:windows AS float8[]))[w.level_rank])
+FROM warning w
+WHERE w.id = :warning_id AND a.id = ANY(:alert_ids) AND a.state = 'active'
+  AND a.acknowledged_at IS NULL AND a.ack_due_at IS NULL
 """
 
 
@@ -53,8 +45,19 @@ class Target:
 
 
 @cache
+def sql_file(name: str) -> str:
+    """Return the text of ``sql/<name>.sql``."""
+    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
 def target_sql() -> str:
-    return (SQL_DIR / "target_grids.sql").read_text(encoding="utf-8")
+    return sql_file("target_grids")
+
+
+def ack_windows(settings: Settings) -> list[float]:
+    """Return the acknowledgement windows in minutes by level rank, blue to red."""
+    return [settings.ack_window_minutes.get(level, DEFAULT_ACK_WINDOWS[level])
+            for level in LEVELS]
 
 
 def find_targets(session: Session, warning_id: int, min_share: float = 0.0) -> list[Target]:
@@ -76,7 +79,13 @@ def create_alerts(session: Session, warning_id: int, min_share: float = 0.0) -> 
 
 
 def queue_messages(session: Session, warning_id: int, alert_ids: list[int], kind: str) -> None:
-    """Queue a message of ``kind`` about each alert to its grid's team."""
-    if alert_ids:
-        session.execute(text(OUTBOX_SQL), {"warning_id": warning_id, "alert_ids": alert_ids,
-                                           "kind": kind})
+    """Queue a message of ``kind`` about each alert to its grid's team (people and team
+    robots); for a new or changed alert not yet acknowledged, start its acknowledgement clock."""
+    if not alert_ids:
+        return
+    settings = get_settings()
+    params = {"warning_id": warning_id, "alert_ids": alert_ids}
+    session.execute(text(sql_file("queue_messages")),
+                    {**params, "kind": kind, "routes": channels.team_routes(settings)})
+    if kind in ("alert", "update"):
+        session.execute(text(SCHEDULE_ACKS_SQL), {**params, "windows": ack_windows(settings)})

@@ -1,0 +1,502 @@
+"""The dispatcher (``gridgis dispatch``): sends the outbox with leases, retries and rate limits.
+
+Decision: a small loop over our own ``outbox`` table, not a PostgreSQL-backed job library such
+as procrastinate. The outbox must exist anyway (written in the alert's transaction, read by
+the command centre for delivery state and dead letters); a library adds a second queue with
+the same facts in two places, and gives no guarantee we lack:
+
+* Exactly once per key: ``outbox.idempotency_key`` is UNIQUE for all time; procrastinate's
+  ``queueing_lock`` only refuses a second job while one is ``todo``. Neither makes the far
+  side exactly-once: that takes the key sent along and receivers that drop repeats.
+* Crash safety: our claim is a lease, taken over when it runs out; procrastinate leaves a
+  killed worker's jobs ``doing`` until a periodic task of ours retries "stalled" jobs. Its
+  sync connector has its own pool (the SQLAlchemy one is psycopg2 only), so a job could not
+  be deferred in the alert's transaction: we would keep this outbox plus a relay into it.
+* Ops and schema: one process and one table operators already query; procrastinate adds its
+  tables, worker heartbeats, an async runtime, and plain SQL migrations tracked beside
+  Alembic (with pre/post steps on upgrades).
+
+The loop: due rows (``queued``/``failed`` with ``next_attempt_at <= now()``, and ``sending``
+rows whose lease ran out) are claimed ``FOR UPDATE SKIP LOCKED``, set ``sending`` with
+``attempts + 1`` and a lease (``next_attempt_at`` = now + lease), sent on a thread pool
+through their channel's token bucket, then marked ``sent`` (a batch per statement), or
+``failed`` with exponential backoff and jitter, or ``dead`` after ``dispatch_max_attempts``
+or a failure no retry mends. Each write after the claim is guarded by (id, attempts, state
+'sending'): a dispatcher whose lease was taken over changes nothing. Dispatchers can run side
+by side; rate limits are per process.
+
+Guarantee: at-least-once sending (a crash between sending and marking sends again once the
+lease runs out) with the row's idempotency key on every send; receivers that drop a key seen
+before make it exactly one message per key at the receiver. The feed's NOTIFY commits with
+the row's mark, so it goes out once; its event id is the key, for the rare repeat after a
+database crash. SIGTERM/SIGINT stop claiming and let sends under way finish; ``--once``
+sends what is due and exits.
+"""
+
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from gridgis.alerts import channels, escalation
+from gridgis.alerts.channels import Message, SendFailed
+from gridgis.errors import InvalidInput
+from gridgis.settings import Settings, get_settings
+
+log = logging.getLogger("gridgis.dispatch")
+WAKE_CHANNEL = "gridgis_outbox"  # NOTIFY it when rows are queued: the dispatcher wakes at once
+FEED_BATCH = 200  # feed rows sent and marked in one transaction
+ERROR_CHARS = 500
+ESCALATE_EVERY_S = 1.0  # how often overdue acknowledgements are looked for
+
+# The dispatcher's own writes need not wait for the WAL flush: a database crash that forgets a
+# claim or a mark only makes a message go out again, and its receiver drops the repeat.
+ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
+REAP_SQL = text("""
+UPDATE outbox SET state = 'dead',
+       last_error = concat_ws('; ', last_error, 'lease ran out on the last attempt')
+WHERE state = 'sending' AND next_attempt_at <= now() AND attempts >= :max_attempts
+""")
+CLAIM_SQL = text("""
+WITH due AS (
+    SELECT id FROM outbox
+    WHERE state IN ('queued', 'failed', 'sending') AND next_attempt_at <= now()
+      AND (CAST(:only AS text[]) IS NULL OR channel = ANY(CAST(:only AS text[])))
+      AND channel <> ALL(CAST(:skip AS text[]))
+    ORDER BY next_attempt_at, id LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE outbox o SET state = 'sending', attempts = o.attempts + 1,
+           next_attempt_at = now() + make_interval(secs => :lease)
+    FROM due WHERE o.id = due.id
+    RETURNING o.id, o.channel, o.kind, o.idempotency_key, o.payload, o.attempts, o.alert_id,
+              o.app_user_id
+)
+SELECT c.*, u.phone, u.email FROM claimed c LEFT JOIN app_user u ON u.id = c.app_user_id
+ORDER BY c.id
+""")
+SENT_SQL = text("""
+UPDATE outbox o SET state = 'sent', sent_at = now()
+FROM unnest(CAST(:ids AS int[]), CAST(:attempts AS int[])) AS c(id, attempts)
+WHERE o.id = c.id AND o.attempts = c.attempts AND o.state = 'sending'
+""")
+FAILED_SQL = text("""
+UPDATE outbox SET state = :state, last_error = :error,
+       next_attempt_at = now() + make_interval(secs => :delay)
+WHERE id = :id AND attempts = :attempts AND state = 'sending'
+""")
+RELEASE_SQL = text("""
+UPDATE outbox SET state = CASE WHEN attempts > 1 THEN 'failed' ELSE 'queued' END,
+       attempts = attempts - 1, next_attempt_at = now() + make_interval(secs => :delay)
+WHERE id = :id AND attempts = :attempts AND state = 'sending'
+""")
+Outcome = tuple[str, Message]  # (delivered | sent | failed | dead | released | unrecorded, row)
+
+
+def backoff_seconds(attempts: int, base: float, cap: float,
+                    rng: random.Random | None = None) -> float:
+    """Return the wait after failed attempt ``attempts``: half of min(cap, base * 2^(n-1))
+    plus a random share of the other half ("equal jitter": spread out, never immediate)."""
+    delay = min(cap, base * 2.0 ** min(attempts - 1, 40))
+    return delay / 2 + (rng or random).uniform(0, delay / 2)
+
+
+class TokenBucket:
+    """At most ``rate`` sends a second, evenly spaced (a bucket one token deep)."""
+
+    def __init__(self, rate: float):
+        self.interval, self.next_at, self.lock = 1.0 / rate, 0.0, threading.Lock()
+
+    def reserve(self) -> float:
+        """Take the next free slot; return its time (``time.monotonic()``)."""
+        with self.lock:
+            at = max(time.monotonic(), self.next_at)
+            self.next_at = at + self.interval
+        return at
+
+
+class RateLimits:
+    """A token bucket per rate key (a channel, or one robot) at its channel's rate. A message
+    whose slot is further off than ``max_wait_s`` is not waited for on a thread: it is handed
+    back to the outbox until then, its slot kept for it (in this process)."""
+
+    def __init__(self, rates: dict[str, float], max_wait_s: float):
+        self.rates, self.max_wait_s, self.lock = rates, max_wait_s, threading.Lock()
+        self.buckets: dict[str, TokenBucket] = {}
+        self.slots: dict[int, float] = {}  # outbox id -> the slot reserved for it
+
+    def admit(self, message_id: int, channel: str, key: str,
+              stop: threading.Event) -> float | None:
+        """Wait for the message's slot and return None (send it now), or return how many
+        seconds to hand it back for (0 when stopping)."""
+        rate = self.rates.get(channel) or 0.0
+        if rate <= 0:
+            return None
+        with self.lock:
+            slot = self.slots.pop(message_id, None)
+            if slot is None:
+                slot = self.buckets.setdefault(key, TokenBucket(rate)).reserve()
+            wait = slot - time.monotonic()
+            if wait > self.max_wait_s:
+                self.slots[message_id] = slot
+                return wait
+        return 0.0 if wait > 0 and stop.wait(wait) else None
+
+
+@dataclass
+class Tally:
+    """What a run did. ``unrecorded``: sent or not, the outcome could not be written (lease
+    taken over, database down); the row is claimed again when its lease runs out."""
+
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+    released: int = 0  # handed back untried: stopping, or its rate-limit slot is later
+    unrecorded: int = 0
+    seconds: float = 0.0
+
+    def add(self, outcome: str, count: int = 1) -> None:
+        setattr(self, outcome, getattr(self, outcome) + count)
+
+
+@dataclass(frozen=True)
+class _Run:
+    config: Settings
+    engine: Engine
+    senders: dict[str, channels.Sender]
+    limits: RateLimits
+    stop: threading.Event
+
+
+def claim(engine: Engine, config: Settings, limit: int, only: list[str] | None = None,
+          skip: tuple[str, ...] = ()) -> list[Message]:
+    """Mark up to ``limit`` due rows ``sending`` under a lease and return them."""
+    with Session(engine) as session:
+        session.execute(ASYNC_COMMIT)
+        session.execute(REAP_SQL, {"max_attempts": config.dispatch_max_attempts})
+        rows = session.execute(CLAIM_SQL, {"limit": limit, "only": only, "skip": list(skip),
+                                           "lease": config.dispatch_lease_seconds})
+        messages = [Message(**row) for row in rows.mappings()]
+        session.commit()
+    return messages
+
+
+def mark_sent(session: Session, messages: list[Message]) -> int:
+    """Mark rows sent if their lease is still ours; return how many were."""
+    session.execute(ASYNC_COMMIT)
+    result = session.execute(SENT_SQL, {"ids": [m.id for m in messages],
+                                        "attempts": [m.attempts for m in messages]})
+    return int(getattr(result, "rowcount", 0))
+
+
+def _write(engine: Engine, statement: Any, params: dict[str, Any]) -> None:
+    with Session(engine) as session:
+        session.execute(ASYNC_COMMIT)
+        session.execute(statement, params)
+        session.commit()
+
+
+def _fail(run: _Run, message: Message, error: str, permanent: bool) -> str:
+    config = run.config
+    dead = permanent or message.attempts >= config.dispatch_max_attempts
+    delay = 0.0 if dead else backoff_seconds(message.attempts, config.dispatch_backoff_seconds,
+                                             config.dispatch_backoff_max_seconds)
+    state = "dead" if dead else "failed"
+    log.warning("outbox %s (%s) attempt %s %s: %s", message.id, message.channel,
+                message.attempts, state, error)
+    _write(run.engine, FAILED_SQL, {"state": state, "error": error[:ERROR_CHARS], "delay": delay,
+                                    "id": message.id, "attempts": message.attempts})
+    return state
+
+
+def deliver(run: _Run, message: Message) -> str:
+    """Send one claimed message; return ``delivered`` (for the caller to mark sent) or the
+    outcome already written: sent (the feed), failed, dead, released, unrecorded."""
+    sender = run.senders.get(message.channel)
+    try:
+        withheld = channels.withheld_reason(message)
+        if withheld:
+            raise SendFailed(withheld, permanent=True)
+        if sender is None:
+            raise SendFailed(f"unknown channel {message.channel}", permanent=True)
+        later = run.limits.admit(message.id, message.channel, sender.rate_key(message), run.stop)
+        if later is not None:
+            _write(run.engine, RELEASE_SQL, {"id": message.id, "attempts": message.attempts,
+                                             "delay": later})
+            return "released"
+        with Session(run.engine) as session:
+            sender.send(message, session)  # the feed's NOTIFY joins this transaction
+            if not sender.transactional:
+                return "delivered"
+            if not mark_sent(session, [message]):
+                return "unrecorded"  # the lease was taken over: no NOTIFY, the holder sends
+            session.commit()
+        return "sent"
+    except SendFailed as exc:
+        return _fail(run, message, str(exc), exc.permanent)
+    except Exception as exc:  # a bug or the database: retry; exception text may hold a URL
+        log.debug("outbox %s failed", message.id, exc_info=True)
+        return _fail(run, message, f"unexpected {type(exc).__name__}", False)
+
+
+def deliver_feed(run: _Run, messages: list[Message]) -> list[Outcome]:
+    """Send feed messages: every NOTIFY and the mark in one transaction, else one by one."""
+    sender = run.senders["feed"]
+    if any(channels.withheld_reason(m) for m in messages):
+        return [(deliver(run, message), message) for message in messages]
+    try:
+        with Session(run.engine) as session:
+            for message in messages:
+                sender.send(message, session)
+            if mark_sent(session, messages) == len(messages):
+                session.commit()
+                return [("sent", message) for message in messages]
+    except Exception:  # each message is tried again alone, and its own error kept
+        log.debug("feed batch failed; one by one", exc_info=True)
+    return [(deliver(run, message), message) for message in messages]
+
+
+def _task(run: _Run, messages: list[Message]) -> list[Outcome]:
+    try:
+        if messages[0].channel == "feed":
+            return deliver_feed(run, messages)
+        return [(deliver(run, message), message) for message in messages]
+    except Exception as exc:  # even writing the outcome failed: the lease will run out
+        log.warning("recording a delivery failed (%s)", type(exc).__name__)
+        return [("unrecorded", message) for message in messages]
+
+
+def _record(engine: Engine, tally: Tally, done: Iterable[Future[list[Outcome]]]) -> None:
+    """Count finished tasks' outcomes; mark what they delivered sent, in one statement."""
+    delivered = []
+    for future in done:
+        for outcome, message in future.result():
+            if outcome == "delivered":
+                delivered.append(message)
+            else:
+                tally.add(outcome)
+    if delivered:
+        marked = 0
+        try:
+            with Session(engine) as session:
+                marked = mark_sent(session, delivered)
+                session.commit()
+        except SQLAlchemyError as exc:  # sent, not marked: sent again after the lease
+            log.warning("marking %d sent failed (%s)", len(delivered), type(exc).__name__)
+        tally.add("sent", marked)
+        tally.add("unrecorded", len(delivered) - marked)
+
+
+def run_dispatcher(config: Settings | None = None, *, once: bool = False,
+                   only: Iterable[str] | None = None, engine: Engine | None = None,
+                   stop: threading.Event | None = None) -> Tally:
+    """Send due outbox rows until ``stop`` (SIGTERM, SIGINT) or, with ``once``, until none
+    is due; ``only`` names the channels to send. Return what was done."""
+    from gridgis import db
+
+    config = config or get_settings()
+    engine = engine or db.get_engine()
+    stop = stop or threading.Event()
+    names = set(only or channels.CHANNELS)
+    if unknown := names - set(channels.CHANNELS):
+        raise InvalidInput(f"unknown channel(s): {', '.join(sorted(unknown))}")
+    # Feed rows are claimed in big batches (each a transaction); other rows a few at a time,
+    # so none waits long under its lease. Unknown channels come with the others, to go dead.
+    others = None if only is None else sorted(names - {"feed"})
+    tally, started, depth = Tally(), time.monotonic(), 2 * config.dispatch_concurrency
+    with ExitStack() as stack:
+        stack.enter_context(_stopping_on_signals(stop))
+        senders = stack.enter_context(channels.open_senders(config))
+        pool = stack.enter_context(ThreadPoolExecutor(config.dispatch_concurrency, "dispatch"))
+        wake = None if once else stack.enter_context(_listening(engine))
+        limits = RateLimits(config.dispatch_rates, min(1.0, config.dispatch_lease_seconds / 4))
+        run = _Run(config, engine, senders, limits, stop)
+        pending: set[Future[list[Outcome]]] = set()
+        escalate_at = 0.0
+        while not stop.is_set():
+            if len(pending) <= config.dispatch_concurrency:
+                try:
+                    if time.monotonic() >= escalate_at:
+                        escalate_due(engine, config)
+                        escalate_at = time.monotonic() + ESCALATE_EVERY_S
+                    if "feed" in names and (batch := claim(engine, config, FEED_BATCH, ["feed"])):
+                        pending.add(pool.submit(_task, run, batch))
+                    if others != []:
+                        claimed = claim(engine, config, depth - len(pending), others, ("feed",))
+                        pending |= {pool.submit(_task, run, [m]) for m in claimed}
+                except SQLAlchemyError as exc:
+                    if once:
+                        raise
+                    log.warning("claiming failed (%s); trying again", type(exc).__name__)
+            if once and not pending:
+                break
+            if pending:
+                done, pending = wait(pending, config.dispatch_poll_seconds, FIRST_COMPLETED)
+                _record(engine, tally, done)
+            else:
+                wake = _idle(wake, stop, config.dispatch_poll_seconds)
+        _record(engine, tally, wait(pending).done)  # stopping: let sends under way finish
+    tally.seconds = time.monotonic() - started
+    return tally
+
+
+def escalate_due(engine: Engine, config: Settings) -> int:
+    """Escalate the alerts whose acknowledgement is overdue (``gridgis.alerts.escalation``);
+    return how many were."""
+    total = 0
+    while True:
+        with Session(engine) as session:
+            done = escalation.escalate(session, config)
+            session.commit()
+        if done.alerts:
+            log.info("escalated %d unacknowledged alerts (%d messages)", done.alerts,
+                     done.messages)
+        total += done.alerts
+        if done.alerts < escalation.BATCH:
+            return total
+
+
+def _idle(wake: Callable[[float], bool] | None, stop: threading.Event,
+          seconds: float) -> Callable[[float], bool] | None:
+    """Wait for a NOTIFY, ``stop`` or ``seconds``; on a broken listener, poll from then on."""
+    if wake is not None:
+        try:
+            deadline = time.monotonic() + seconds
+            while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                if wake(min(left, 0.25)):  # slices: a stop is seen within a quarter second
+                    break
+            return wake
+        except Exception as exc:
+            log.warning("listening for %s failed (%s); polling", WAKE_CHANNEL,
+                        type(exc).__name__)
+    stop.wait(seconds)
+    return None
+
+
+@contextmanager
+def _listening(engine: Engine) -> Iterator[Callable[[float], bool]]:
+    """Yield wait(seconds) -> whether ``NOTIFY gridgis_outbox`` came within ``seconds``."""
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execute(text("LISTEN gridgis_outbox"))
+        raw = conn.connection.driver_connection  # the psycopg connection
+        assert raw is not None
+
+        def wait_for(seconds: float) -> bool:
+            if not list(raw.notifies(timeout=seconds, stop_after=1)):
+                return False
+            list(raw.notifies(timeout=0.01))  # and the ones right behind it
+            return True
+
+        try:
+            yield wait_for
+        finally:
+            with suppress(Exception):
+                conn.execute(text("UNLISTEN *"))
+
+
+@contextmanager
+def _stopping_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGTERM and SIGINT while inside (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        log.info("%s: finishing the sends under way", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def wake_dispatcher(session: Session) -> None:
+    """Wake the dispatchers when ``session`` commits (call after queueing outbox rows)."""
+    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message that will not be sent: for the command centre to see and act on."""
+
+    outbox_id: int
+    warning: str | None
+    grid: str | None
+    channel: str
+    kind: str
+    recipient: str | None
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+
+
+DEAD_SQL = text("""
+SELECT o.id AS outbox_id, o.payload->>'warning' AS warning, o.payload->>'grid' AS grid,
+       o.channel, o.kind, u.username AS recipient, o.attempts, o.last_error, o.created_at
+FROM outbox o LEFT JOIN app_user u ON u.id = o.app_user_id
+WHERE o.state = 'dead' AND (CAST(:warning AS text) IS NULL OR o.payload->>'warning' = :warning)
+ORDER BY o.id DESC LIMIT :limit
+""")
+REQUEUE_SQL = text("""
+UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = now()
+WHERE state = 'dead' AND (CAST(:warning AS text) IS NULL OR payload->>'warning' = :warning)
+""")
+
+
+def dead_letters(session: Session, warning_identifier: str | None = None,
+                 limit: int = 1000) -> list[DeadLetter]:
+    """Return the dead messages, newest first; of one warning (its CAP identifier) if given."""
+    rows = session.execute(DEAD_SQL, {"warning": warning_identifier, "limit": limit})
+    return [DeadLetter(**row) for row in rows.mappings()]
+
+
+def requeue_dead(session: Session, warning_identifier: str | None = None) -> int:
+    """Queue the dead messages again (same keys, so receivers still drop repeats); return
+    how many. The caller commits."""
+    result = session.execute(REQUEUE_SQL, {"warning": warning_identifier})
+    return int(getattr(result, "rowcount", 0))
+
+
+def dispatch_command(
+    once: Annotated[bool, typer.Option("--once", help="send what is due, then exit")] = False,
+    channel: Annotated[list[str] | None, typer.Option(
+        help="only this channel (feed, sms, email, webhook, wecom, dingtalk); repeatable")] = None,
+    dead: Annotated[bool, typer.Option("--dead", help="list dead letters, then exit")] = False,
+    warning: Annotated[str | None, typer.Option(help="with --dead: of this warning only")] = None,
+) -> None:
+    """Send the outbox: claim due messages, send, retry with backoff; stop on SIGTERM."""
+    from gridgis import db
+
+    if dead:
+        with Session(db.get_engine()) as session:
+            for d in dead_letters(session, warning):
+                typer.echo(f"{d.outbox_id}\t{d.warning}\t{d.grid}\t{d.channel}\t"
+                           f"{d.recipient or '-'}\t{d.attempts}\t{d.last_error}")
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    tally = run_dispatcher(once=once, only=channel)
+    typer.echo(f"dispatch: sent {tally.sent}, to retry {tally.failed}, dead {tally.dead}, "
+               f"handed back {tally.released} in {tally.seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    from gridgis.cli import friendly
+
+    typer.run(friendly(dispatch_command))
