@@ -8,53 +8,77 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from pwdlib import PasswordHash
-from sqlalchemy import column, delete, insert, select, table
+from sqlalchemy import TableClause, column, delete, insert, select, table
 from sqlalchemy.orm import Session
 
 from gridgis.db import SessionDep
 from gridgis.errors import Forbidden, InvalidInput, Unauthorized
-from gridgis.models import NO_PASSWORD, ROLES, AppUser, AuthToken, app_user_grid
+from gridgis.models import NO_PASSWORD, ROLES, AppUser, AuthToken, app_user_grid, app_user_unit
 from gridgis.settings import get_settings
 
 # Argon2id with pwdlib's recommended parameters.
 
 password_hash = PasswordHash.recommended()
 GRID_ROLES = ("grid_head", "grid_worker")
+UNIT_ROLE = "unit_head"  # a community's or street's head: escalations reach them
 MIN_PASSWORD_LENGTH = 8
 _DUMMY_HASH = password_hash.hash("gridgis timing guard")
 # The grid table as auth sees it (the core does not import the layers' models).
 _grid = table("grid", column("id"), column("code"))
+_unit = table("admin_unit", column("id"), column("code"), column("level"))
 
 
 def add_user(session: Session, username: str, role: str, password: str,
-             grid_codes: list[str]) -> AppUser:
-    """Return the created (or updated) user, with its grids replaced by ``grid_codes``."""
+             grid_codes: list[str], unit_codes: list[str] | None = None,
+             phone: str | None = None, email: str | None = None) -> AppUser:
+    """Return the created (or updated) user, its grids replaced by ``grid_codes`` (grid
+    heads and workers) and its admin units by ``unit_codes`` (unit heads); a phone or e-mail
+    address given replaces the one kept (alerts go there by SMS and mail)."""
     if role not in ROLES:
         raise InvalidInput(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     if grid_codes and role not in GRID_ROLES:
         raise InvalidInput(f"only {' and '.join(GRID_ROLES)} answer for grids, not {role}")
-    grid_ids = dict(
-        session.execute(select(_grid.c.code, _grid.c.id).where(_grid.c.code.in_(grid_codes))).all()
-    )
-    unknown = sorted(set(grid_codes) - set(grid_ids))
-    if unknown:
-        raise InvalidInput(f"unknown grid code(s): {', '.join(unknown)}")
+    unit_codes = unit_codes or []
+    if unit_codes and role != UNIT_ROLE:
+        raise InvalidInput(f"only a {UNIT_ROLE} answers for communities and streets, not {role}")
+    if email is not None and "@" not in email:
+        raise InvalidInput(f"{email!r} is not an e-mail address")
+    grid_ids = _ids_of(session, _grid, grid_codes, "grid")
+    unit_ids = _ids_of(session, _unit, unit_codes, "community or street")
     user = session.scalar(select(AppUser).where(AppUser.username == username))
     if user is None:
         user = AppUser(username=username, role=role, password_hash="")
         session.add(user)
     user.role = role
     user.password_hash = password_hash.hash(password)
+    user.phone = phone or user.phone
+    user.email = email or user.email
     session.flush()
     session.execute(delete(app_user_grid).where(app_user_grid.c.app_user_id == user.id))
+    session.execute(delete(app_user_unit).where(app_user_unit.c.app_user_id == user.id))
     if grid_ids:
-        session.execute(
-            insert(app_user_grid),
-            [{"app_user_id": user.id, "grid_id": gid} for gid in grid_ids.values()],
-        )
+        session.execute(insert(app_user_grid),
+                        [{"app_user_id": user.id, "grid_id": gid} for gid in grid_ids])
+    if unit_ids:
+        session.execute(insert(app_user_unit),
+                        [{"app_user_id": user.id, "admin_unit_id": uid} for uid in unit_ids])
     return user
+
+
+def _ids_of(session: Session, table: TableClause, codes: list[str], what: str) -> list[int]:
+    """Return the ids of ``codes`` in ``table``; raise InvalidInput naming unknown ones."""
+    if not codes:
+        return []
+    query = select(table.c.code, table.c.id).where(table.c.code.in_(codes))
+    if table is _unit:
+        query = query.where(table.c.level.in_(("community", "street")))
+    found: dict[str, int] = {code: id_ for code, id_ in session.execute(query)}
+    unknown = sorted(set(codes) - set(found))
+    if unknown:
+        raise InvalidInput(f"unknown {what} code(s): {', '.join(unknown)}")
+    return list(found.values())
 
 
 def verify_password(user: AppUser, password: str) -> bool:
@@ -98,6 +122,21 @@ def grid_ids_of(session: Session, user: AppUser) -> set[int]:
     rows = session.scalars(
         select(app_user_grid.c.grid_id).where(app_user_grid.c.app_user_id == user.id)
     )
+    return set(rows)
+
+
+def watched_grid_ids(session: Session, user: AppUser) -> set[int]:
+    """Return the ids of the grids a user follows alerts for: a grid team's own grids, a unit
+    head's grids in their communities and streets. Not for personal data: that is
+    ``grid_ids_of``, and a unit head reads no residents."""
+    if user.role != UNIT_ROLE:
+        return grid_ids_of(session, user)
+    units = select(app_user_unit.c.admin_unit_id).where(app_user_unit.c.app_user_id == user.id)
+    community = table("admin_unit", column("id"), column("parent_id")).alias("community")
+    grid = table("grid", column("id"), column("community_id"))
+    rows = session.scalars(
+        select(grid.c.id).join(community, community.c.id == grid.c.community_id)
+        .where(community.c.id.in_(units) | community.c.parent_id.in_(units)))
     return set(rows)
 
 

@@ -182,18 +182,25 @@ def serve(
 @friendly
 def user_add(
     name: str,
-    role: Annotated[str, typer.Option(help="command | grid_head | grid_worker | planner | admin")],
-    grid: Annotated[list[str] | None, typer.Option(help="a grid this user answers for")] = None,
+    role: Annotated[str, typer.Option(
+        help="command | grid_head | grid_worker | unit_head | planner | admin")],
+    grid: Annotated[list[str] | None, typer.Option(
+        help="a grid this grid head or worker answers for; repeatable")] = None,
+    unit: Annotated[list[str] | None, typer.Option(
+        help="a community or street this unit head answers for; repeatable")] = None,
+    phone: Annotated[str | None, typer.Option(help="for alerts by SMS")] = None,
+    email: Annotated[str | None, typer.Option(help="for alerts by e-mail")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
 ) -> None:
-    """Create a user (or update its role, grids and password)."""
+    """Create a user (or update its role, grids or units, contacts and password)."""
     from gridgis import auth, db
 
     if not password_stdin:
         raise GridGisError("give the password on standard input with --password-stdin")
     password = sys.stdin.readline().rstrip("\n")
     with Session(db.get_engine()) as session:
-        user = auth.add_user(session, name, role, password, grid or [])
+        user = auth.add_user(session, name, role, password, grid or [], unit or [],
+                             phone=phone, email=email)
         saved = f"user {user.username} ({user.role}) saved"
         session.commit()
     typer.echo(saved)

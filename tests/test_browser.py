@@ -99,3 +99,46 @@ def test_command_page_draws_the_territory_offline(server: str, browser_page: Pag
     labels = browser_page.inner_text(".leaflet-control-layers")
     assert "网格" in labels and "避护场所" in labels
     print(f"command page: {grids} grids drawn {ready_s:.2f} s after navigation")
+
+
+def test_command_page_shows_dead_letters(server: str, browser_page: Page,
+                                         engine: Engine) -> None:
+    """A message the dispatcher gave up on shows on the command page, with its reason."""
+    from sqlalchemy.orm import Session
+
+    from gridgis import auth
+
+    with Session(engine) as session:
+        auth.add_user(session, "dead_watch", "command", "correct horse battery", [])
+        grid = session.execute(text("SELECT id, code FROM grid ORDER BY code LIMIT 1")).one()
+        warning_id = session.execute(text(
+            "INSERT INTO warning (identifier, sender, sent, source, msg_type, status, level, "
+            "level_rank, event) VALUES ('browser-dead-letter', 'test', now(), 'drawn', 'alert', "
+            "'actual', 'red', 4, '台风') RETURNING id")).scalar_one()
+        alert_id = session.execute(text(
+            "INSERT INTO alert (warning_id, grid_id, tier, coverage) VALUES (:w, :g, 'area', 1) "
+            "RETURNING id"), {"w": warning_id, "g": grid.id}).scalar_one()
+        session.execute(text(
+            "INSERT INTO outbox (alert_id, channel, idempotency_key, payload, state, attempts, "
+            "last_error) VALUES (:a, 'wecom', 'browser-dead-letter-key', CAST(:p AS jsonb), "
+            "'dead', 8, 'wecom: <b>HTTP 404</b>')"),
+            {"a": alert_id, "p": f'{{"grid": "{grid.code}", "warning": "browser-dead-letter"}}'})
+        session.commit()
+    try:
+        browser_page.goto(f"{server}/login?next=/map/command")
+        browser_page.fill("input[name=username]", "dead_watch")
+        browser_page.fill("input[name=password]", "correct horse battery")
+        browser_page.click("button[type=submit]")
+        panel = browser_page.locator("#gridgis-dead-letters")
+        browser_page.wait_for_function(
+            "document.getElementById('gridgis-dead-letters')?.dataset.count === '1'",
+            timeout=15_000)
+        shown = panel.inner_text()
+        assert "未送达消息 1 条" in shown and grid.code in shown and "企业微信" in shown
+        assert "<b>HTTP 404</b>" in shown  # the reason as text, never as HTML
+        assert "gridgis-alarm" in (panel.get_attribute("class") or "")
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM outbox WHERE alert_id = :a"), {"a": alert_id})
+            conn.execute(text("DELETE FROM alert WHERE id = :a"), {"a": alert_id})
+            conn.execute(text("DELETE FROM warning WHERE id = :w"), {"w": warning_id})

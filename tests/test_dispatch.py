@@ -26,7 +26,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from gridgis import auth
-from gridgis.alerts import channels, dispatch, feed
+from gridgis.alerts import channels, dead_letters, dispatch, feed
 from gridgis.settings import PROJECT_DIR, Settings, TeamRoute
 from tests.conftest import free_port
 from tests.receivers import Arrival, http_receiver, smtp_receiver
@@ -243,11 +243,11 @@ def test_always_500_goes_dead_and_is_listed(engine: Engine, world: World,
         row = drain(engine, settings(team_webhooks=webhook(receiver.url),
                                      dispatch_max_attempts=3), keys)[keys[0]]
     assert (row["state"], row["attempts"]) == ("dead", 3) and len(receiver.arrivals) == 3
-    [letter] = dispatch.dead_letters(session, world.warning)
+    [letter] = dead_letters.listed(session, world.warning)
     assert (letter.channel, letter.grid, letter.attempts, letter.last_error) == (
         "webhook", world.grid, 3, "webhook: HTTP 500")
-    assert dispatch.dead_letters(session, "no-such-warning") == []
-    assert dispatch.requeue_dead(session, world.warning) == 1
+    assert dead_letters.listed(session, "no-such-warning") == []
+    assert dead_letters.requeue(session, world.warning) == 1
     assert session.execute(text("SELECT state, attempts FROM outbox WHERE idempotency_key = :k"),
                            {"k": keys[0]}).one() == ("queued", 0)
 

@@ -51,6 +51,9 @@ class AlertRecord(BaseModel):
     created_at: datetime
     acknowledged_at: datetime | None
     acknowledged_by: str | None
+    ack_due_at: datetime | None  # when it escalates next, if still unacknowledged
+    escalation_level: int  # 0 none, 1 told the community's heads, 2 the street and command
+    escalated_at: datetime | None
     version: int
     deliveries: dict[str, dict[str, int]]  # channel -> outbox state -> rows
 
@@ -119,8 +122,8 @@ def _grid_scope(session: Session, user: AppUser) -> set[int] | None:
     """Return the grid ids whose alerts ``user`` sees, None for all; Forbidden for others."""
     if user.role in WATCH_ROLES:
         return None
-    if user.role in auth.GRID_ROLES:
-        return auth.grid_ids_of(session, user)
+    if user.role in (*auth.GRID_ROLES, auth.UNIT_ROLE):
+        return auth.watched_grid_ids(session, user)
     raise Forbidden(f"the {user.role} role does not follow alerts")
 
 
@@ -133,7 +136,7 @@ def _records(session: Session, grids: set[int] | None, *, alert_id: int | None =
                Grid.code.label("grid"), Grid.name.label("grid_name"), Alert.tier, Alert.state,
                Alert.gale_eta, Alert.residents, Alert.vulnerable, Alert.created_at,
                Alert.acknowledged_at, acker.c.username.label("acknowledged_by"),
-               Alert.version)
+               Alert.ack_due_at, Alert.escalation_level, Alert.escalated_at, Alert.version)
         .join(WarningRow, WarningRow.id == Alert.warning_id)
         .join(Grid, Grid.id == Alert.grid_id)
         .outerjoin(acker, acker.c.id == Alert.acknowledged_by)

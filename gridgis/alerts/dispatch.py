@@ -42,7 +42,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime
 from types import FrameType
 from typing import Annotated, Any
 
@@ -51,7 +50,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from gridgis.alerts import channels, escalation
+from gridgis.alerts import channels, dead_letters, escalation
 from gridgis.alerts.channels import Message, SendFailed
 from gridgis.errors import InvalidInput
 from gridgis.settings import Settings, get_settings
@@ -432,48 +431,6 @@ def wake_dispatcher(session: Session) -> None:
     session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    """A message that will not be sent: for the command centre to see and act on."""
-
-    outbox_id: int
-    warning: str | None
-    grid: str | None
-    channel: str
-    kind: str
-    recipient: str | None
-    attempts: int
-    last_error: str | None
-    created_at: datetime
-
-
-DEAD_SQL = text("""
-SELECT o.id AS outbox_id, o.payload->>'warning' AS warning, o.payload->>'grid' AS grid,
-       o.channel, o.kind, u.username AS recipient, o.attempts, o.last_error, o.created_at
-FROM outbox o LEFT JOIN app_user u ON u.id = o.app_user_id
-WHERE o.state = 'dead' AND (CAST(:warning AS text) IS NULL OR o.payload->>'warning' = :warning)
-ORDER BY o.id DESC LIMIT :limit
-""")
-REQUEUE_SQL = text("""
-UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = now()
-WHERE state = 'dead' AND (CAST(:warning AS text) IS NULL OR payload->>'warning' = :warning)
-""")
-
-
-def dead_letters(session: Session, warning_identifier: str | None = None,
-                 limit: int = 1000) -> list[DeadLetter]:
-    """Return the dead messages, newest first; of one warning (its CAP identifier) if given."""
-    rows = session.execute(DEAD_SQL, {"warning": warning_identifier, "limit": limit})
-    return [DeadLetter(**row) for row in rows.mappings()]
-
-
-def requeue_dead(session: Session, warning_identifier: str | None = None) -> int:
-    """Queue the dead messages again (same keys, so receivers still drop repeats); return
-    how many. The caller commits."""
-    result = session.execute(REQUEUE_SQL, {"warning": warning_identifier})
-    return int(getattr(result, "rowcount", 0))
-
-
 def dispatch_command(
     once: Annotated[bool, typer.Option("--once", help="send what is due, then exit")] = False,
     channel: Annotated[list[str] | None, typer.Option(
@@ -486,7 +443,7 @@ def dispatch_command(
 
     if dead:
         with Session(db.get_engine()) as session:
-            for d in dead_letters(session, warning):
+            for d in dead_letters.listed(session, warning):
                 typer.echo(f"{d.outbox_id}\t{d.warning}\t{d.grid}\t{d.channel}\t"
                            f"{d.recipient or '-'}\t{d.attempts}\t{d.last_error}")
         return

@@ -31,9 +31,10 @@ from psycopg import sql
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
+from gridgis import auth
 from gridgis.errors import InvalidInput
 from gridgis.layers.models import Grid
-from gridgis.models import AppUser, app_user_grid
+from gridgis.models import AppUser
 
 logger = logging.getLogger(__name__)
 
@@ -115,9 +116,8 @@ def scope_of(session: Session, user: AppUser) -> FeedScope:
     """Return the feed scope of ``user`` (their grids as of now; a reconnect refreshes it)."""
     if user.role in SEES_ALL_ROLES:
         return FeedScope(user.id, True)
-    codes = session.scalars(
-        select(Grid.code).join(app_user_grid, app_user_grid.c.grid_id == Grid.id)
-        .where(app_user_grid.c.app_user_id == user.id))
+    grid_ids = auth.watched_grid_ids(session, user)
+    codes = session.scalars(select(Grid.code).where(Grid.id.in_(grid_ids)))
     return FeedScope(user.id, False, frozenset(codes))
 
 

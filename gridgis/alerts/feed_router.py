@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from starlette.responses import StreamingResponse
 from starlette.types import Send
 
-from gridgis import auth, db
-from gridgis.alerts import acks, feed
+from gridgis import audit, auth, db
+from gridgis.alerts import acks, dead_letters, feed
 from gridgis.auth import CurrentUser
 from gridgis.db import SessionDep
 from gridgis.params import IfMatch
@@ -118,3 +118,24 @@ def acknowledge(session: SessionDep, user: CurrentUser, alert_id: int, version: 
     acks.acknowledge(session, user, alert_id, version)
     session.commit()
     return read_alert(session, user, alert_id, response)
+
+
+@router.get("/dead-letters", response_model=list[dead_letters.DeadLetter])
+def list_dead_letters(session: SessionDep, user: CurrentUser, warning: str | None = None,
+                      limit: Annotated[int, Query(ge=1, le=5000)] = 500
+                      ) -> list[dead_letters.DeadLetter]:
+    """Messages that will not be sent (the command centre and admins), newest first."""
+    auth.require_role(user, *acks.WATCH_ROLES)
+    return dead_letters.listed(session, warning, limit)
+
+
+@router.post("/dead-letters/requeue")
+def requeue_dead_letters(session: SessionDep, user: CurrentUser, warning: str | None = None,
+                         channel: str | None = None) -> dict[str, int]:
+    """Queue dead messages again, once their cause is mended (same idempotency keys)."""
+    auth.require_role(user, *acks.WATCH_ROLES)
+    count = dead_letters.requeue(session, warning, channel)
+    audit.record(session, user, "requeue", "outbox", warning or "*",
+                 {"channel": channel, "messages": count})
+    session.commit()
+    return {"requeued": count}

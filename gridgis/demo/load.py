@@ -86,20 +86,26 @@ def load_demo(engine: Engine, scale: str, *, seed: int | None = None, replace: b
 
 
 def wipe_layers(conn: Connection) -> list[dict[str, Any]]:
-    """Empty the layer tables; return users' grid scopes (by grid code) to restore."""
+    """Empty the layer tables; return users' grid and unit scopes (by code) to restore."""
     scopes = [dict(row) for row in conn.execute(text(
-        "SELECT ug.app_user_id, g.code FROM app_user_grid ug JOIN grid g ON g.id = ug.grid_id"
-    )).mappings()]
+        "SELECT ug.app_user_id, g.code, 'grid' AS scope FROM app_user_grid ug "
+        "JOIN grid g ON g.id = ug.grid_id UNION ALL "
+        "SELECT uu.app_user_id, a.code, 'unit' FROM app_user_unit uu "
+        "JOIN admin_unit a ON a.id = uu.admin_unit_id")).mappings()]
     conn.execute(text(f"TRUNCATE {', '.join(LAYER_TABLES)} RESTART IDENTITY CASCADE"))
     return scopes
 
 
 def restore_scopes(conn: Connection, scopes: list[dict[str, Any]]) -> None:
-    """Give users back the grids they answered for, where those codes still exist."""
-    if scopes:
-        conn.execute(text(
-            "INSERT INTO app_user_grid (app_user_id, grid_id) SELECT :app_user_id, id FROM grid "
-            "WHERE code = :code ON CONFLICT DO NOTHING"), scopes)
+    """Give users back the grids and units they answered for, where the codes still exist."""
+    statements = {
+        "grid": "INSERT INTO app_user_grid (app_user_id, grid_id) SELECT :app_user_id, id "
+                "FROM grid WHERE code = :code ON CONFLICT DO NOTHING",
+        "unit": "INSERT INTO app_user_unit (app_user_id, admin_unit_id) SELECT :app_user_id, "
+                "id FROM admin_unit WHERE code = :code ON CONFLICT DO NOTHING"}
+    for scope, statement in statements.items():
+        if rows := [row for row in scopes if row["scope"] == scope]:
+            conn.execute(text(statement), rows)
 
 
 def loaded_territory(conn: Connection) -> str | None:
@@ -151,7 +157,7 @@ def populate(conn: Connection, profile: Profile, seed: int, progress: bool) -> d
               resident_rows(frame, folk), len(folk), progress)
     stations = insert_stations(conn, rng, frame, grids)
     shelters = insert_shelters(conn, rng, frame, grids)
-    users = insert_grid_teams(conn, rng, grids, profile)
+    users = insert_grid_teams(conn, rng, grids, profile) + insert_unit_heads(conn, rng)
     conn.execute(text(
         "UPDATE grid g SET households = h.n FROM (SELECT b.grid_id, count(DISTINCT "
         "r.household_code) AS n FROM resident r JOIN building b ON b.id = r.building_id "
@@ -162,7 +168,7 @@ def populate(conn: Connection, profile: Profile, seed: int, progress: bool) -> d
     totals.refresh_totals(conn)
     conn.execute(text("ANALYZE"))
     return {"buildings": len(frame), "residents": len(folk), "stations": stations,
-            "shelters": shelters, "grid heads and workers": users}
+            "shelters": shelters, "grid teams and unit heads": users}
 
 
 def building_frame(grids: gpd.GeoDataFrame, built: population.Buildings,
@@ -305,6 +311,30 @@ def insert_grid_teams(conn: Connection, rng: np.random.Generator, grids: gpd.Geo
         "INSERT INTO app_user_grid (app_user_id, grid_id) SELECT u.id, g.id FROM app_user u "
         "JOIN grid g ON g.code = :grid WHERE u.username = :username ON CONFLICT DO NOTHING"),
         [{"grid": row["grid"], "username": row["username"]} for row in rows])
+    return len(rows)
+
+
+def insert_unit_heads(conn: Connection, rng: np.random.Generator) -> int:
+    """Create a head per community and street, without passwords; return how many.
+
+    Users are named ``community-<code>`` and ``street-<code>``: alerts a grid team leaves
+    unacknowledged escalate to them (and then to the command centre).
+    """
+    units = conn.execute(text("SELECT code, name, level FROM admin_unit "
+                              "WHERE level IN ('community', 'street') ORDER BY code")).all()
+    rows = [{"username": f"{level}-{code}", "code": code, "no_password": NO_PASSWORD,
+             "display_name": f"{name}负责人{people.SURNAMES[int(rng.integers(0, 50))]}",
+             "phone": f"1{rng.integers(3, 10)}{rng.integers(0, 10**9):09d}"}
+            for code, name, level in units]
+    if rows:
+        conn.execute(text(
+            "INSERT INTO app_user (username, display_name, role, password_hash, phone) VALUES "
+            "(:username, :display_name, 'unit_head', :no_password, :phone) "
+            "ON CONFLICT (username) DO NOTHING"), rows)
+        conn.execute(text(
+            "INSERT INTO app_user_unit (app_user_id, admin_unit_id) SELECT u.id, a.id "
+            "FROM app_user u JOIN admin_unit a ON a.code = :code WHERE u.username = :username "
+            "ON CONFLICT DO NOTHING"), rows)
     return len(rows)
 
 

@@ -102,6 +102,14 @@ def legend_html() -> str:
             '<div>网格按社区着色</div>' + "".join(rows) + "</div>")
 
 
+def dead_letter_panel(api: str) -> str:
+    """Return the dead-letter panel and the script that keeps it current (gridgis.js)."""
+    return ('<div id="gridgis-dead-letters" class="gridgis-legend gridgis-dead"></div>'
+            "<script>document.addEventListener('DOMContentLoaded', () => "
+            "gridgis.watchDeadLetters(document.getElementById('gridgis-dead-letters'), "
+            f"{json.dumps(api + '/dead-letters?limit=500')}));</script>")
+
+
 def build_command_map(*, basemap_url: str | None, basemap_attribution: str = "",
                       api: str = "/api") -> folium.Map:
     """Return the command-centre map; it opens on the Pearl River Delta and then fits the
@@ -133,6 +141,7 @@ def build_command_map(*, basemap_url: str | None, basemap_attribution: str = "",
         layer.add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     m.get_root().html.add_child(folium.Element(legend_html()))  # type: ignore[attr-defined]
+    m.get_root().html.add_child(folium.Element(dead_letter_panel(api)))  # type: ignore[attr-defined]
     m.add_child(LayerRegistry(m.get_name(), {k: v.get_name() for k, v in layers.items()}))
     assets.add_page_assets(m)
     assets.localise(m)
