@@ -46,7 +46,7 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -370,7 +370,8 @@ def escalate_due(engine: Engine, config: Settings) -> int:
 
 def _idle(wake: Callable[[float], bool] | None, stop: threading.Event,
           seconds: float) -> Callable[[float], bool] | None:
-    """Wait for a NOTIFY, ``stop`` or ``seconds``; on a broken listener, poll from then on."""
+    """Wait for a NOTIFY, ``stop`` or ``seconds``. While the listener cannot listen (the
+    database went away) this polls; ``wake`` listens again once the database is back."""
     if wake is not None:
         try:
             deadline = time.monotonic() + seconds
@@ -379,32 +380,62 @@ def _idle(wake: Callable[[float], bool] | None, stop: threading.Event,
                     break
             return wake
         except Exception as exc:
-            log.warning("listening for %s failed (%s); polling", WAKE_CHANNEL,
-                        type(exc).__name__)
+            log.warning("listening for %s failed (%s); polling until it listens again",
+                        WAKE_CHANNEL, type(exc).__name__)
     stop.wait(seconds)
-    return None
+    return wake
 
 
 @contextmanager
 def _listening(engine: Engine) -> Iterator[Callable[[float], bool]]:
-    """Yield wait(seconds) -> whether ``NOTIFY gridgis_outbox`` came within ``seconds``."""
-    with engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT")
-        conn.execute(text("LISTEN gridgis_outbox"))
+    """Yield wait(seconds) -> whether ``NOTIFY gridgis_outbox`` came within ``seconds``.
+
+    When its connection breaks (a database restart), wait() LISTENs again on a fresh one
+    and says True (rows queued meanwhile woke nobody: claim now), or raises while the
+    database is down, to be called again at the next poll."""
+    conn: Connection | None = _listen(engine)
+
+    def wait_for(seconds: float) -> bool:
+        nonlocal conn
+        if conn is None:
+            conn = _listen(engine)  # raises while the database is down
+            log.info("listening for %s again", WAKE_CHANNEL)
+            return True
         raw = conn.connection.driver_connection  # the psycopg connection
         assert raw is not None
-
-        def wait_for(seconds: float) -> bool:
+        try:
             if not list(raw.notifies(timeout=seconds, stop_after=1)):
                 return False
             list(raw.notifies(timeout=0.01))  # and the ones right behind it
             return True
+        except Exception:
+            broken, conn = conn, None
+            with suppress(Exception):
+                broken.invalidate()  # not back into the pool
+                broken.close()
+            log.info("the %s listener lost its connection; listening again", WAKE_CHANNEL)
+            conn = _listen(engine)  # at once when the server is up (a killed backend)
+            return True
 
-        try:
-            yield wait_for
-        finally:
+    try:
+        yield wait_for
+    finally:
+        if conn is not None:
             with suppress(Exception):
                 conn.execute(text("UNLISTEN *"))
+            conn.close()
+
+
+def _listen(engine: Engine) -> Connection:
+    """Return a connection of its own LISTENing on ``WAKE_CHANNEL`` (autocommit)."""
+    conn = engine.connect()
+    try:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execute(text(f"LISTEN {WAKE_CHANNEL}"))
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 @contextmanager
