@@ -34,29 +34,27 @@ sends what is due and exits.
 """
 
 import logging
-import random
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack
 from dataclasses import dataclass
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from gridgis.alerts import channels, dead_letters, escalation
 from gridgis.alerts.channels import Message, SendFailed
+from gridgis.alerts.pacing import RateLimits, backoff_seconds
+from gridgis.alerts.wakeup import idle, listening, stopping_on_signals
 from gridgis.errors import InvalidInput
 from gridgis.settings import Settings, get_settings
 
 log = logging.getLogger("gridgis.dispatch")
-WAKE_CHANNEL = "gridgis_outbox"  # NOTIFY it when rows are queued: the dispatcher wakes at once
 FEED_BATCH = 200  # feed rows sent and marked in one transaction
 ERROR_CHARS = 500
 ESCALATE_EVERY_S = 1.0  # how often overdue acknowledgements are looked for
@@ -103,56 +101,6 @@ UPDATE outbox SET state = CASE WHEN attempts > 1 THEN 'failed' ELSE 'queued' END
 WHERE id = :id AND attempts = :attempts AND state = 'sending'
 """)
 Outcome = tuple[str, Message]  # (delivered | sent | failed | dead | released | unrecorded, row)
-
-
-def backoff_seconds(attempts: int, base: float, cap: float,
-                    rng: random.Random | None = None) -> float:
-    """Return the wait after failed attempt ``attempts``: half of min(cap, base * 2^(n-1))
-    plus a random share of the other half ("equal jitter": spread out, never immediate)."""
-    delay = min(cap, base * 2.0 ** min(attempts - 1, 40))
-    return delay / 2 + (rng or random).uniform(0, delay / 2)
-
-
-class TokenBucket:
-    """At most ``rate`` sends a second, evenly spaced (a bucket one token deep)."""
-
-    def __init__(self, rate: float):
-        self.interval, self.next_at, self.lock = 1.0 / rate, 0.0, threading.Lock()
-
-    def reserve(self) -> float:
-        """Take the next free slot; return its time (``time.monotonic()``)."""
-        with self.lock:
-            at = max(time.monotonic(), self.next_at)
-            self.next_at = at + self.interval
-        return at
-
-
-class RateLimits:
-    """A token bucket per rate key (a channel, or one robot) at its channel's rate. A message
-    whose slot is further off than ``max_wait_s`` is not waited for on a thread: it is handed
-    back to the outbox until then, its slot kept for it (in this process)."""
-
-    def __init__(self, rates: dict[str, float], max_wait_s: float):
-        self.rates, self.max_wait_s, self.lock = rates, max_wait_s, threading.Lock()
-        self.buckets: dict[str, TokenBucket] = {}
-        self.slots: dict[int, float] = {}  # outbox id -> the slot reserved for it
-
-    def admit(self, message_id: int, channel: str, key: str,
-              stop: threading.Event) -> float | None:
-        """Wait for the message's slot and return None (send it now), or return how many
-        seconds to hand it back for (0 when stopping)."""
-        rate = self.rates.get(channel) or 0.0
-        if rate <= 0:
-            return None
-        with self.lock:
-            slot = self.slots.pop(message_id, None)
-            if slot is None:
-                slot = self.buckets.setdefault(key, TokenBucket(rate)).reserve()
-            wait = slot - time.monotonic()
-            if wait > self.max_wait_s:
-                self.slots[message_id] = slot
-                return wait
-        return 0.0 if wait > 0 and stop.wait(wait) else None
 
 
 @dataclass
@@ -317,10 +265,10 @@ def run_dispatcher(config: Settings | None = None, *, once: bool = False,
     others = None if only is None else sorted(names - {"feed"})
     tally, started, depth = Tally(), time.monotonic(), 2 * config.dispatch_concurrency
     with ExitStack() as stack:
-        stack.enter_context(_stopping_on_signals(stop))
+        stack.enter_context(stopping_on_signals(stop))
         senders = stack.enter_context(channels.open_senders(config))
         pool = stack.enter_context(ThreadPoolExecutor(config.dispatch_concurrency, "dispatch"))
-        wake = None if once else stack.enter_context(_listening(engine))
+        wake = None if once else stack.enter_context(listening(engine))
         limits = RateLimits(config.dispatch_rates, min(1.0, config.dispatch_lease_seconds / 4))
         run = _Run(config, engine, senders, limits, stop)
         pending: set[Future[list[Outcome]]] = set()
@@ -346,7 +294,7 @@ def run_dispatcher(config: Settings | None = None, *, once: bool = False,
                 done, pending = wait(pending, config.dispatch_poll_seconds, FIRST_COMPLETED)
                 _record(engine, tally, done)
             else:
-                wake = _idle(wake, stop, config.dispatch_poll_seconds)
+                wake = idle(wake, stop, config.dispatch_poll_seconds)
         _record(engine, tally, wait(pending).done)  # stopping: let sends under way finish
     tally.seconds = time.monotonic() - started
     return tally
@@ -366,100 +314,6 @@ def escalate_due(engine: Engine, config: Settings) -> int:
         total += done.alerts
         if done.alerts < escalation.BATCH:
             return total
-
-
-def _idle(wake: Callable[[float], bool] | None, stop: threading.Event,
-          seconds: float) -> Callable[[float], bool] | None:
-    """Wait for a NOTIFY, ``stop`` or ``seconds``. While the listener cannot listen (the
-    database went away) this polls; ``wake`` listens again once the database is back."""
-    if wake is not None:
-        try:
-            deadline = time.monotonic() + seconds
-            while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
-                if wake(min(left, 0.25)):  # slices: a stop is seen within a quarter second
-                    break
-            return wake
-        except Exception as exc:
-            log.warning("listening for %s failed (%s); polling until it listens again",
-                        WAKE_CHANNEL, type(exc).__name__)
-    stop.wait(seconds)
-    return wake
-
-
-@contextmanager
-def _listening(engine: Engine) -> Iterator[Callable[[float], bool]]:
-    """Yield wait(seconds) -> whether ``NOTIFY gridgis_outbox`` came within ``seconds``.
-
-    When its connection breaks (a database restart), wait() LISTENs again on a fresh one
-    and says True (rows queued meanwhile woke nobody: claim now), or raises while the
-    database is down, to be called again at the next poll."""
-    conn: Connection | None = _listen(engine)
-
-    def wait_for(seconds: float) -> bool:
-        nonlocal conn
-        if conn is None:
-            conn = _listen(engine)  # raises while the database is down
-            log.info("listening for %s again", WAKE_CHANNEL)
-            return True
-        raw = conn.connection.driver_connection  # the psycopg connection
-        assert raw is not None
-        try:
-            if not list(raw.notifies(timeout=seconds, stop_after=1)):
-                return False
-            list(raw.notifies(timeout=0.01))  # and the ones right behind it
-            return True
-        except Exception:
-            broken, conn = conn, None
-            with suppress(Exception):
-                broken.invalidate()  # not back into the pool
-                broken.close()
-            log.info("the %s listener lost its connection; listening again", WAKE_CHANNEL)
-            conn = _listen(engine)  # at once when the server is up (a killed backend)
-            return True
-
-    try:
-        yield wait_for
-    finally:
-        if conn is not None:
-            with suppress(Exception):
-                conn.execute(text("UNLISTEN *"))
-            conn.close()
-
-
-def _listen(engine: Engine) -> Connection:
-    """Return a connection of its own LISTENing on ``WAKE_CHANNEL`` (autocommit)."""
-    conn = engine.connect()
-    try:
-        conn.execution_options(isolation_level="AUTOCOMMIT")
-        conn.execute(text(f"LISTEN {WAKE_CHANNEL}"))
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-@contextmanager
-def _stopping_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Set ``stop`` on SIGTERM and SIGINT while inside (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        log.info("%s: finishing the sends under way", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def wake_dispatcher(session: Session) -> None:
-    """Wake the dispatchers when ``session`` commits (call after queueing outbox rows)."""
-    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
 
 
 def dispatch_command(
