@@ -83,6 +83,10 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_ACK_WINDOWS))
     escalation_channels: list[SecondChannel] = Field(
         default_factory=lambda: list(get_args(SecondChannel)))
+    # Checklists: the rules file (default gridgis/alerts/checklist_rules.toml), and how long
+    # before a grid's gale ETA its work is due.
+    checklist_rules: Path | None = None
+    checklist_margin_minutes: float = Field(default=120.0, ge=0)
     # Fields: {text} {subject} {title} {heading} {grid} {level} {event} {headline} {eta} {key}
     sms_template: str = "{text}"
 

@@ -4,6 +4,7 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool, text
 
+import gridgis.alerts.checklist_models
 import gridgis.alerts.models
 import gridgis.layers.models  # noqa: F401  (registers the layer tables)
 from gridgis.db import database_url

@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from gridgis import auth, spatial
-from gridgis.alerts import intake, schemas, targeting
+from gridgis.alerts import checklists, intake, schemas, targeting
 from gridgis.alerts.models import Alert, Warning, WarningArea
 from gridgis.errors import Conflict, InvalidInput
 from gridgis.models import AppUser
@@ -88,6 +88,7 @@ def _apply(session: Session, warning: Warning, previous: Warning | None,
     """Write the alerts of a new warning, or carry the previous warning's over."""
     if previous is None:
         added = targeting.create_alerts(session, warning.id, min_share)
+        checklists.open_checklists(session, added)
         return Changes(added, [], [], [])
     active = {a.grid_id: a for a in session.scalars(
         select(Alert).where(Alert.warning_id == previous.id, Alert.state == "active"))}
@@ -117,6 +118,8 @@ def _apply(session: Session, warning: Warning, previous: Warning | None,
     targeting.queue_messages(session, warning.id, changed, "update")
     kind = "cancel" if warning.msg_type == "cancel" else "stand_down"
     targeting.queue_messages(session, warning.id, stood_down, kind)
+    checklists.open_checklists(session, added + changed)  # changed: a new tier, ETA or level
+    checklists.stand_down(session, stood_down)
     return Changes(added, changed, unchanged, stood_down)
 
 

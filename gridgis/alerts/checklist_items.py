@@ -1,0 +1,196 @@
+"""Working a checklist: reading and changing its items, guarded by grid and version.
+
+A grid head or worker changes the items of their own grids' open checklists (an admin any);
+the command centre reads every checklist. A change carries the version read (If-Match): a
+stale one is refused with the item as it is now, so two workers never overwrite each other.
+Transfers follow to_transfer -> left_home -> checked_in (-> checked_out), never backwards;
+a check-in adds its head-count to the shelter's occupancy and is refused when the shelter
+has no room for them (the worker picks another shelter first), a check-out takes it off.
+Every change is also a ``checklist_event`` row.
+"""
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gridgis import auth
+from gridgis.alerts.checklist_models import STAGES, Checklist, ChecklistEvent, ChecklistItem
+from gridgis.errors import Conflict, Forbidden, InvalidInput, NotFound, StaleVersion
+from gridgis.layers.models import Building, Grid, Resident, Shelter, Station
+from gridgis.models import AppUser
+
+READ_ROLES = ("command", "admin", *auth.GRID_ROLES)
+WRITE_ROLES = ("admin", *auth.GRID_ROLES)
+
+
+class ItemOut(BaseModel):
+    """One checklist item as the grid team works it (no names: residents are read, audited,
+    at /api/residents)."""
+
+    id: int
+    checklist_id: int
+    grid: str
+    kind: str
+    priority: int
+    state: str
+    stage: str | None
+    people: int
+    household_size: int
+    head_count: int | None
+    needs: list[str]
+    resident: str | None
+    household: str | None
+    building: str | None
+    shelter: str | None
+    station: str | None
+    distance_m: float | None
+    reason: str | None
+    note: str | None
+    updated_at: datetime
+    version: int
+    lon: float | None
+    lat: float | None
+
+
+class ItemPatch(BaseModel):
+    """What a worker changes; fields left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: str | None = Field(default=None, pattern="^(pending|in_progress|done|unable|"
+                                                    "not_needed)$")
+    stage: str | None = Field(default=None, pattern=f"^({'|'.join(STAGES)})$")
+    head_count: int | None = Field(default=None, ge=0, le=10_000)
+    shelter: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, min_length=1, max_length=500)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+def read_item(session: Session, user: AppUser, item_id: int) -> ItemOut:
+    """Return one item the user may see; NotFound otherwise."""
+    item, checklist = _item_and_checklist(session, user, item_id, READ_ROLES)
+    return item_out(session, item, checklist)
+
+
+def patch_item(session: Session, user: AppUser, item_id: int, version: int,
+               change: ItemPatch) -> ItemOut:
+    """Apply ``change`` to one item at ``version``; return it as it now is."""
+    item, checklist = _item_and_checklist(session, user, item_id, WRITE_ROLES, lock=True)
+    if item.version != version:
+        raise StaleVersion(f"item {item_id} is at version {item.version}, not {version}",
+                           current=item_out(session, item, checklist).model_dump(mode="json"))
+    if checklist.state != "open":
+        raise Conflict(f"the checklist of item {item_id} is {checklist.state}: "
+                       "its items are kept as they were")
+    if change.shelter is not None:
+        _move_to_shelter(session, item, change.shelter)
+    if change.head_count is not None:
+        _check_head_count(item, change.head_count)
+    if change.stage is not None:
+        _advance(session, item, change.stage, change.head_count)
+    elif change.head_count is not None:
+        item.head_count = change.head_count
+    if change.state is not None:
+        item.state = change.state
+    if change.reason is not None:
+        item.reason = change.reason
+    if item.state == "unable" and not item.reason:
+        raise InvalidInput("an item marked unable needs a reason")
+    if change.note is not None:
+        item.note = change.note
+    item.version += 1
+    item.updated_by, item.updated_at = user.id, datetime.now(UTC)
+    session.add(ChecklistEvent(item_id=item.id, checklist_id=checklist.id, app_user_id=user.id,
+                               state=item.state, stage=item.stage, head_count=item.head_count,
+                               shelter_id=item.shelter_id, note=change.note))
+    session.flush()
+    return item_out(session, item, checklist)
+
+
+def _item_and_checklist(session: Session, user: AppUser, item_id: int, roles: tuple[str, ...],
+                        lock: bool = False) -> tuple[ChecklistItem, Checklist]:
+    auth.require_role(user, *roles)
+    item = session.get(ChecklistItem, item_id, with_for_update=lock, populate_existing=lock)
+    checklist = session.get(Checklist, item.checklist_id) if item else None
+    if item is None or checklist is None:
+        raise NotFound(f"no checklist item {item_id}")
+    if user.role in auth.GRID_ROLES and checklist.grid_id not in auth.grid_ids_of(session, user):
+        raise Forbidden(f"item {item_id} belongs to another grid's checklist")
+    return item, checklist
+
+
+def _check_head_count(item: ChecklistItem, head_count: int) -> None:
+    if item.kind != "transfer":
+        raise InvalidInput(f"a head-count is for transfers, not {item.kind} items")
+    if head_count > item.household_size:
+        raise InvalidInput(f"head-count {head_count} is more than the household's "
+                           f"{item.household_size} people")
+
+
+def _move_to_shelter(session: Session, item: ChecklistItem, code: str) -> None:
+    if item.kind != "transfer" or item.stage in ("checked_in", "checked_out"):
+        raise InvalidInput("only a transfer not yet checked in can change its shelter")
+    shelter = session.scalar(select(Shelter).where(Shelter.code == code,
+                                                   Shelter.retired_at.is_(None)))
+    if shelter is None:
+        raise InvalidInput(f"unknown shelter {code}")
+    item.shelter_id, item.distance_m = shelter.id, None
+
+
+def _advance(session: Session, item: ChecklistItem, stage: str, head_count: int | None) -> None:
+    """Move a transfer along its loop; keep the shelter's occupancy with it."""
+    if item.kind != "transfer":
+        raise InvalidInput(f"a stage is for transfers, not {item.kind} items")
+    now, to = STAGES.index(item.stage or "to_transfer"), STAGES.index(stage)
+    if to < now:
+        raise InvalidInput(f"a transfer goes forward: {item.stage} cannot become {stage}")
+    if to == now:
+        return
+    count = head_count if head_count is not None else (item.head_count or item.people)
+    if stage == "checked_in":
+        if item.shelter_id is None:
+            raise InvalidInput("check in at a shelter: give one (shelter) first")
+        shelter = session.get(Shelter, item.shelter_id, with_for_update=True,
+                              populate_existing=True)
+        assert shelter is not None
+        room = shelter.capacity - shelter.occupancy
+        if count > room:
+            raise Conflict(f"shelter {shelter.code} has room for {room}, not {count}: "
+                           "choose another shelter for this household")
+        shelter.occupancy += count
+    if stage == "checked_out" and item.stage == "checked_in" and item.shelter_id is not None:
+        shelter = session.get(Shelter, item.shelter_id, with_for_update=True,
+                              populate_existing=True)
+        assert shelter is not None
+        shelter.occupancy = max(0, shelter.occupancy - (item.head_count or 0))
+    if stage == "checked_out" and item.stage != "checked_in":
+        raise InvalidInput("only a household checked in can check out")
+    item.stage, item.head_count = stage, count
+    if stage == "left_home" and item.state == "pending":
+        item.state = "in_progress"
+    if stage == "checked_in":
+        item.state = "done"
+
+
+def item_out(session: Session, item: ChecklistItem, checklist: Checklist) -> ItemOut:
+    grid = session.get(Grid, checklist.grid_id)
+    building = session.get(Building, item.building_id) if item.building_id else None
+    shelter = session.get(Shelter, item.shelter_id) if item.shelter_id else None
+    station = session.get(Station, item.station_id) if item.station_id else None
+    resident = session.get(Resident, item.resident_id) if item.resident_id else None
+    place = next((p for p in (building, shelter, station) if p is not None), None)
+    point = session.execute(select(func.ST_X(place.location), func.ST_Y(place.location))
+                            ).one() if place is not None else None
+    return ItemOut(
+        id=item.id, checklist_id=checklist.id, grid=grid.code if grid else "", kind=item.kind,
+        priority=item.priority, state=item.state, stage=item.stage, people=item.people,
+        household_size=item.household_size, head_count=item.head_count, needs=item.needs,
+        resident=resident.code if resident else None, household=item.household_code,
+        building=building.code if building else None,
+        shelter=shelter.code if shelter else None, station=station.code if station else None,
+        distance_m=item.distance_m, reason=item.reason, note=item.note,
+        updated_at=item.updated_at, version=item.version,
+        lon=point[0] if point else None, lat=point[1] if point else None)
+

@@ -1,0 +1,163 @@
+"""Evacuation checklists: made with their alerts, from the data and the rules of each tier.
+
+``open_checklists`` runs in the alert's transaction: a checklist per new alert and its items
+(``sql/checklist_items.sql``), then shelters for the households to move. Shelter allocation
+walks the households soonest gale first and gives each the nearest shelter (metres on the
+spheroid) that has room for them and meets their needs (wheelchair access, medical care);
+full shelters pass them to the next nearest; people left with nowhere to go are counted on
+their checklist (``unplaced``) for the command centre. Room is capacity less occupancy less
+the people already on their way there under open checklists; the shelters are locked while
+allocating, so two warnings at once never overfill one.
+"""
+
+import json
+import tomllib
+from collections import defaultdict
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from gridgis.alerts import targeting
+from gridgis.alerts.models import TIERS
+from gridgis.errors import InvalidInput
+from gridgis.settings import get_settings
+
+RULES_FILE = Path(__file__).with_name("checklist_rules.toml")
+RULE_KEYS: dict[str, type | tuple[type, ...]] = {
+    "contact": list, "transfer_people": list, "transfer_buildings": list,
+    "inspect_buildings": list, "shelters_within_m": (int, float), "staff_stations": list}
+CANDIDATES = 20  # nearest shelters looked at per household
+
+CANDIDATES_SQL = text("""
+SELECT i.id AS item_id, i.checklist_id, i.people, s.id AS shelter_id,
+       ST_Distance(CAST(s.location AS geography), CAST(b.location AS geography)) AS metres
+FROM checklist_item i
+JOIN checklist c ON c.id = i.checklist_id
+JOIN building b ON b.id = i.building_id
+CROSS JOIN LATERAL (
+    SELECT s.id, s.location FROM shelter s
+    WHERE s.retired_at IS NULL
+      AND (NOT 'wheelchair' = ANY(i.needs) OR s.wheelchair_access)
+      AND (NOT 'medical' = ANY(i.needs) OR s.medical)
+    ORDER BY s.location <-> b.location
+    LIMIT :candidates
+) s
+WHERE c.alert_id = ANY(:alert_ids) AND i.kind = 'transfer' AND i.shelter_id IS NULL
+  AND i.stage = 'to_transfer' AND i.people > 0
+ORDER BY c.due_at NULLS LAST, cardinality(i.needs) DESC, i.id, metres
+""")
+# Room left: capacity - occupancy - people on their way under open checklists. Locked.
+ROOM_SQL = text("""
+SELECT s.id, s.capacity - s.occupancy - coalesce((
+    SELECT sum(i.people) FROM checklist_item i JOIN checklist c ON c.id = i.checklist_id
+    WHERE i.shelter_id = s.id AND i.kind = 'transfer' AND c.state = 'open'
+      AND i.stage IN ('to_transfer', 'left_home') AND i.state NOT IN ('unable', 'not_needed')
+), 0) AS room
+FROM shelter s WHERE s.id = ANY(:ids) ORDER BY s.id FOR UPDATE OF s
+""")
+ASSIGN_SQL = text("""
+UPDATE checklist_item i SET shelter_id = a.shelter_id, distance_m = a.metres
+FROM unnest(CAST(:items AS int[]), CAST(:shelters AS int[]), CAST(:metres AS float8[]))
+     AS a(item_id, shelter_id, metres)
+WHERE i.id = a.item_id
+""")
+UNPLACED_SQL = text("""
+UPDATE checklist c SET unplaced = coalesce((
+    SELECT sum(i.people) FROM checklist_item i
+    WHERE i.checklist_id = c.id AND i.kind = 'transfer' AND i.shelter_id IS NULL
+      AND i.stage = 'to_transfer'), 0)
+WHERE c.alert_id = ANY(:alert_ids)
+""")
+OPEN_ASSIGNED_SQL = text("""
+INSERT INTO checklist_item (checklist_id, kind, subject, priority, shelter_id)
+SELECT DISTINCT i.checklist_id, 'open_shelter', 'shelter:' || i.shelter_id, 1, i.shelter_id
+FROM checklist_item i JOIN checklist c ON c.id = i.checklist_id
+WHERE c.alert_id = ANY(:alert_ids) AND i.kind = 'transfer' AND i.shelter_id IS NOT NULL
+ON CONFLICT ON CONSTRAINT uq_checklist_item_subject DO NOTHING
+""")
+STAND_DOWN_SQL = text("""
+UPDATE checklist SET state = 'stood_down', closed_at = now()
+WHERE alert_id = ANY(:alert_ids) AND state = 'open'
+""")
+
+
+@cache
+def load_rules(path: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Return the checklist rules by tier, checked: every tier, every key, known values."""
+    from gridgis.layers.models import RISK_FLAGS, STATION_LEVELS, VULNERABILITIES
+
+    source = path or get_settings().checklist_rules or RULES_FILE
+    try:
+        tiers = tomllib.loads(Path(source).read_text(encoding="utf-8"))["tier"]
+    except (OSError, tomllib.TOMLDecodeError, KeyError) as exc:
+        raise InvalidInput(f"checklist rules {source}: {exc}") from None
+    known = {"contact": VULNERABILITIES, "transfer_people": VULNERABILITIES,
+             "transfer_buildings": RISK_FLAGS, "inspect_buildings": RISK_FLAGS,
+             "staff_stations": STATION_LEVELS}
+    for tier in TIERS:
+        rule = tiers.get(tier)
+        if not isinstance(rule, dict) or set(rule) != set(RULE_KEYS):
+            raise InvalidInput(f"checklist rules {source}: tier {tier} needs exactly "
+                               f"{', '.join(RULE_KEYS)}")
+        for key, kind in RULE_KEYS.items():
+            if not isinstance(rule[key], kind):
+                raise InvalidInput(f"checklist rules {source}: {tier}.{key} has the wrong type")
+            if key in known and (unknown := set(rule[key]) - set(known[key])):
+                raise InvalidInput(f"checklist rules {source}: {tier}.{key}: unknown "
+                                   f"{', '.join(sorted(unknown))}")
+    return {tier: tiers[tier] for tier in TIERS}
+
+
+@cache
+def checklist_statements() -> list[str]:
+    """Return the statements of ``sql/checklist_items.sql``, comments left out."""
+    code = "\n".join(line for line in targeting.sql_file("checklist_items").splitlines()
+                     if not line.lstrip().startswith("--"))
+    return [statement for statement in code.split(";") if statement.strip()]
+
+
+def open_checklists(session: Session, alert_ids: list[int]) -> None:
+    """Make (or amend) the checklists of ``alert_ids`` and give their households shelters."""
+    if not alert_ids:
+        return
+    params = {"alert_ids": alert_ids, "rules": json.dumps(load_rules()),
+              "margin_minutes": get_settings().checklist_margin_minutes}
+    for statement in checklist_statements():
+        session.execute(text(statement), params)
+    allocate_shelters(session, alert_ids)
+
+
+def allocate_shelters(session: Session, alert_ids: list[int]) -> int:
+    """Give each household to move without a shelter the nearest one with room that meets
+    its needs; return how many households got one."""
+    rows = session.execute(CANDIDATES_SQL, {"alert_ids": alert_ids,
+                                            "candidates": CANDIDATES}).all()
+    shelter_ids = sorted({row.shelter_id for row in rows})
+    room: dict[int, int] = {id_: left for id_, left in session.execute(
+        ROOM_SQL, {"ids": shelter_ids})} if rows else {}
+    options: dict[int, list[Any]] = defaultdict(list)
+    for row in rows:
+        options[row.item_id].append(row)
+    items, shelters, metres = [], [], []
+    for item_id, candidates in options.items():  # in urgency order (dicts keep it)
+        for option in candidates:
+            if room[option.shelter_id] >= option.people:
+                room[option.shelter_id] -= option.people
+                items.append(item_id)
+                shelters.append(option.shelter_id)
+                metres.append(round(float(option.metres), 1))
+                break
+    if items:
+        session.execute(ASSIGN_SQL, {"items": items, "shelters": shelters, "metres": metres})
+        session.execute(OPEN_ASSIGNED_SQL, {"alert_ids": alert_ids})
+    session.execute(UNPLACED_SQL, {"alert_ids": alert_ids})
+    return len(items)
+
+
+def stand_down(session: Session, alert_ids: list[int]) -> None:
+    """Close the open checklists of stood-down alerts, keeping every item as it is."""
+    if alert_ids:
+        session.execute(STAND_DOWN_SQL, {"alert_ids": alert_ids})

@@ -1,0 +1,230 @@
+"""Evacuation checklists: made with the alert from the data and the rules, shelters allocated,
+items worked from the API with versions, stood down with the warning."""
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from gridgis.alerts import checklists
+from gridgis.errors import InvalidInput
+
+Login = Callable[..., dict[str, str]]
+XML = {"Content-Type": "application/cap+xml"}
+
+
+def busiest_grid(session: Session) -> str:
+    """The grid with the most households to move under the 'area' rules (risky buildings)."""
+    return session.execute(text(
+        "SELECT g.code FROM grid g JOIN building b ON b.grid_id = g.id "
+        "JOIN resident r ON r.building_id = b.id AND r.moved_out_at IS NULL "
+        "WHERE b.risk_flags && '{dilapidated,work_shed,temporary}' "
+        "GROUP BY g.code ORDER BY count(DISTINCT r.household_code) DESC LIMIT 1")).scalar_one()
+
+
+def issue_over(client: TestClient, session: Session, headers: dict[str, str],
+               grid: str) -> tuple[str, int]:
+    """Issue a drawn warning just inside ``grid``; return its identifier and checklist id."""
+    area = json.loads(session.execute(text(
+        "SELECT ST_AsGeoJSON(ST_Buffer(boundary, -0.0002), 7) FROM grid WHERE code = :g"),
+        {"g": grid}).scalar_one())
+    answer = client.post("/api/warnings", json={"area": area, "level": "orange"},
+                         headers=headers)
+    assert answer.status_code == 200, answer.text
+    identifier = answer.json()["identifier"]
+    checklist_id = session.execute(text(
+        "SELECT c.id FROM checklist c JOIN alert a ON a.id = c.alert_id JOIN warning w "
+        "ON w.id = a.warning_id JOIN grid g ON g.id = c.grid_id "
+        "WHERE w.identifier = :i AND g.code = :g"), {"i": identifier, "g": grid}).scalar_one()
+    return identifier, checklist_id
+
+
+def items(session: Session, checklist_id: int, kind: str) -> list[dict[str, object]]:
+    return [dict(row) for row in session.execute(text(
+        "SELECT * FROM checklist_item WHERE checklist_id = :c AND kind = :k ORDER BY id"),
+        {"c": checklist_id, "k": kind}).mappings()]
+
+
+def test_the_checklist_follows_the_data_and_the_rules(client: TestClient, session: Session,
+                                                      login: Login) -> None:
+    grid = busiest_grid(session)
+    _, checklist_id = issue_over(client, session, login("cl-command", "command"), grid)
+    expected = session.execute(text("""
+        SELECT
+          (SELECT count(DISTINCT r.household_code) FROM resident r JOIN building b
+             ON b.id = r.building_id JOIN grid g ON g.id = b.grid_id
+           WHERE g.code = :g AND r.moved_out_at IS NULL
+             AND b.risk_flags && '{dilapidated,work_shed,temporary}') AS households,
+          (SELECT count(*) FROM resident r JOIN building b ON b.id = r.building_id
+           JOIN grid g ON g.id = b.grid_id WHERE g.code = :g AND r.moved_out_at IS NULL
+             AND r.vulnerabilities && '{elderly_alone,disabled,bedridden,pregnant,chronic_ill}'
+          ) AS contacts,
+          (SELECT count(*) FROM building b JOIN grid g ON g.id = b.grid_id WHERE g.code = :g
+             AND b.risk_flags && '{dilapidated,work_shed,temporary,geohazard}') AS inspections
+        """), {"g": grid}).one()
+    assert expected.households > 0
+    assert len(items(session, checklist_id, "transfer")) == expected.households
+    assert len(items(session, checklist_id, "contact")) == expected.contacts
+    assert len(items(session, checklist_id, "inspect")) == expected.inspections
+    moving = session.execute(text(
+        "SELECT coalesce(sum(people), 0) FROM checklist_item WHERE checklist_id = :c "
+        "AND kind = 'transfer'"), {"c": checklist_id}).scalar_one()
+    residents = session.execute(text(
+        "SELECT count(*) FROM resident r JOIN building b ON b.id = r.building_id "
+        "JOIN grid g ON g.id = b.grid_id WHERE g.code = :g AND r.moved_out_at IS NULL "
+        "AND b.risk_flags && '{dilapidated,work_shed,temporary}'"), {"g": grid}).scalar_one()
+    assert moving == residents  # everyone in those buildings moves
+
+
+def test_households_get_the_nearest_shelter_with_room_for_their_needs(
+        client: TestClient, session: Session, login: Login) -> None:
+    grid = busiest_grid(session)
+    _, checklist_id = issue_over(client, session, login("cl-command", "command"), grid)
+    placed = session.execute(text("""
+        SELECT i.people, i.needs, i.distance_m, s.id, s.wheelchair_access, s.medical,
+               ST_Distance(CAST(s.location AS geography), CAST(b.location AS geography)) AS d
+        FROM checklist_item i JOIN shelter s ON s.id = i.shelter_id
+        JOIN building b ON b.id = i.building_id
+        WHERE i.checklist_id = :c AND i.kind = 'transfer'"""), {"c": checklist_id}).all()
+    assert placed
+    for row in placed:
+        assert row.distance_m == pytest.approx(row.d, abs=1)
+        assert "wheelchair" not in row.needs or row.wheelchair_access
+        assert "medical" not in row.needs or row.medical
+    over = session.execute(text("""
+        SELECT s.code FROM shelter s JOIN checklist_item i ON i.shelter_id = s.id
+        WHERE i.kind = 'transfer' GROUP BY s.id HAVING sum(i.people) > s.capacity - s.occupancy
+        """)).all()
+    assert over == []
+    # The nearest shelter meeting a household's needs is its, unless it is full.
+    first = session.execute(text("""
+        SELECT i.id, i.shelter_id, (SELECT s.id FROM shelter s
+            WHERE (NOT 'wheelchair' = ANY(i.needs) OR s.wheelchair_access)
+              AND (NOT 'medical' = ANY(i.needs) OR s.medical)
+            ORDER BY ST_Distance(CAST(s.location AS geography), CAST(b.location AS geography))
+            LIMIT 1) AS nearest
+        FROM checklist_item i JOIN building b ON b.id = i.building_id
+        WHERE i.checklist_id = :c AND i.kind = 'transfer' ORDER BY i.id LIMIT 1"""),
+        {"c": checklist_id}).one()
+    assert first.shelter_id == first.nearest
+    opened = {row["shelter_id"] for row in items(session, checklist_id, "open_shelter")}
+    assert {row.id for row in placed} <= opened  # every shelter sent to is to be opened
+
+
+def test_full_shelters_pass_people_on_and_none_left_is_flagged(
+        client: TestClient, session: Session, login: Login) -> None:
+    grid = busiest_grid(session)
+    session.execute(text("UPDATE shelter SET occupancy = capacity"))
+    _, checklist_id = issue_over(client, session, login("cl-command", "command"), grid)
+    people = sum(int(row["people"]) for row in items(session, checklist_id, "transfer"))
+    unplaced = session.execute(text("SELECT unplaced FROM checklist WHERE id = :c"),
+                               {"c": checklist_id}).scalar_one()
+    assert people > 0 and unplaced == people
+    listed = client.get(f"/api/checklists?grid={grid}", headers=login("cl-cc", "command"))
+    assert listed.json()[0]["unplaced"] == people
+
+
+def test_a_transfer_is_worked_through_to_the_shelter(client: TestClient, session: Session,
+                                                     login: Login) -> None:
+    grid = busiest_grid(session)
+    _, checklist_id = issue_over(client, session, login("cl-command", "command"), grid)
+    head = login("cl-head", "grid_head", [grid])
+    item = next(i for i in items(session, checklist_id, "transfer") if i["shelter_id"])
+    url = f"/api/checklists/items/{item['id']}"
+    got = client.get(url, headers=head)
+    assert got.status_code == 200 and got.headers["etag"] == '"1"'
+    occupancy = session.execute(text("SELECT occupancy FROM shelter WHERE id = :s"),
+                                {"s": item["shelter_id"]}).scalar_one()
+    left = client.patch(url, json={"stage": "left_home", "head_count": item["people"]},
+                        headers={**head, "If-Match": '"1"'})
+    assert left.status_code == 200, left.text
+    assert (left.json()["state"], left.json()["version"]) == ("in_progress", 2)
+    stale = client.patch(url, json={"stage": "checked_in"}, headers={**head, "If-Match": '"1"'})
+    assert stale.status_code == 412 and stale.json()["current"]["stage"] == "left_home"
+    arrived = client.patch(url, json={"stage": "checked_in"},
+                           headers={**head, "If-Match": '"2"'})
+    assert arrived.status_code == 200 and arrived.json()["state"] == "done"
+    assert session.execute(text("SELECT occupancy FROM shelter WHERE id = :s"),
+                           {"s": item["shelter_id"]}).scalar_one() == occupancy + item["people"]
+    back = client.patch(url, json={"stage": "left_home"}, headers={**head, "If-Match": '"3"'})
+    assert back.status_code == 422  # forward only
+    events = session.execute(text("SELECT stage FROM checklist_event WHERE item_id = :i "
+                                  "ORDER BY id"), {"i": item["id"]}).scalars().all()
+    assert events == ["left_home", "checked_in"]
+    progress = client.get(f"/api/checklists?grid={grid}", headers=head).json()[0]
+    assert progress["checked_in"] == item["people"]
+
+
+def test_bad_changes_are_refused_and_change_nothing(client: TestClient, session: Session,
+                                                    login: Login) -> None:
+    grid = busiest_grid(session)
+    _, checklist_id = issue_over(client, session, login("cl-command", "command"), grid)
+    other = session.execute(text("SELECT code FROM grid WHERE code <> :g LIMIT 1"),
+                            {"g": grid}).scalar_one()
+    head = login("cl-head2", "grid_head", [grid])
+    item = next(i for i in items(session, checklist_id, "transfer") if i["shelter_id"])
+    url = f"/api/checklists/items/{item['id']}"
+    match = {"If-Match": '"1"'}
+    refusals = {
+        "another grid": (login("cl-other", "grid_head", [other]), {"state": "done"}, 403),
+        "negative": (head, {"head_count": -1}, 422),
+        "more than the household": (head, {"head_count": item["household_size"] + 1}, 422),
+        "unable without a reason": (head, {"state": "unable"}, 422),
+        "unknown shelter": (head, {"shelter": "no-such-shelter"}, 422),
+        "no version": (head, {"state": "done"}, 428),
+    }
+    for what, (headers, body, status) in refusals.items():
+        sent = headers if status == 428 else {**headers, **match}
+        answer = client.patch(url, json=body, headers=sent)
+        assert answer.status_code == status, (what, answer.text)
+    session.execute(text("UPDATE shelter SET occupancy = capacity WHERE id = :s"),
+                    {"s": item["shelter_id"]})
+    full = client.patch(url, json={"stage": "checked_in"}, headers={**head, **match})
+    assert full.status_code == 409 and "has room for 0" in full.json()["detail"]
+    row = session.execute(text("SELECT state, stage, head_count, version FROM checklist_item "
+                               "WHERE id = :i"), {"i": item["id"]}).one()
+    assert tuple(row) == ("pending", "to_transfer", None, 1)
+
+
+def test_a_cancel_stands_checklists_down_keeping_their_work(
+        client: TestClient, session: Session, login: Login) -> None:
+    grid = busiest_grid(session)
+    command = login("cl-command", "command")
+    identifier, checklist_id = issue_over(client, session, command, grid)
+    head = login("cl-head3", "grid_head", [grid])
+    item = items(session, checklist_id, "inspect")[0]
+    url = f"/api/checklists/items/{item['id']}"
+    done = client.patch(url, json={"state": "done", "note": "已排查"},
+                        headers={**head, "If-Match": '"1"'})
+    assert done.status_code == 200, done.text
+    cancel = client.post("/api/warnings", headers={**command, **XML}, content=f"""
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>cl-cancel-1</identifier>
+<sender>test</sender><sent>2024-09-06T10:00:00+08:00</sent><status>Actual</status>
+<msgType>Cancel</msgType><scope>Public</scope>
+<references>gridgis:cl-command,{identifier},2024-09-05T16:00:00+08:00</references><info><category>Met</category><event>台风</event>
+<urgency>Past</urgency><severity>Minor</severity><certainty>Observed</certainty></info>
+</alert>""".encode())
+    assert cancel.status_code == 200, cancel.text
+    state = session.execute(text("SELECT state FROM checklist WHERE id = :c"),
+                            {"c": checklist_id}).scalar_one()
+    assert state == "stood_down"
+    kept = client.get(url, headers=head).json()
+    assert (kept["state"], kept["note"]) == ("done", "已排查")
+    late = client.patch(url, json={"state": "pending"}, headers={**head, "If-Match": '"2"'})
+    assert late.status_code == 409
+
+
+def test_rules_are_checked(tmp_path: Path) -> None:
+    bad = tmp_path / "rules.toml"
+    bad.write_text(checklists.RULES_FILE.read_text(encoding="utf-8")
+                   .replace('"child"', '"kitten"', 1), encoding="utf-8")
+    with pytest.raises(InvalidInput, match="unknown kitten"):
+        checklists.load_rules(bad)
+    missing = tmp_path / "missing.toml"
+    missing.write_text("[tier.gale]\ncontact = []\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="tier area needs exactly"):
+        checklists.load_rules(missing)
