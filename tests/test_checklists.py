@@ -228,3 +228,24 @@ def test_rules_are_checked(tmp_path: Path) -> None:
     missing.write_text("[tier.gale]\ncontact = []\n", encoding="utf-8")
     with pytest.raises(InvalidInput, match="tier area needs exactly"):
         checklists.load_rules(missing)
+
+
+def test_a_checklist_lists_its_items_most_urgent_first(client: TestClient, session: Session,
+                                                       login: Login) -> None:
+    grid = busiest_grid(session)
+    _, checklist_id = issue_over(client, session, login("cl-command", "command"), grid)
+    head = login("cl-head4", "grid_head", [grid])
+    listed = client.get(f"/api/checklists/{checklist_id}/items", headers=head)
+    assert listed.status_code == 200, listed.text
+    rows = listed.json()
+    total = session.execute(text("SELECT count(*) FROM checklist_item WHERE checklist_id = :c"),
+                            {"c": checklist_id}).scalar_one()
+    assert len(rows) == total
+    assert [r["priority"] for r in rows] == sorted(r["priority"] for r in rows)
+    assert rows[0]["kind"] in ("transfer", "open_shelter") and rows[0]["lon"] is not None
+    other = session.execute(text("SELECT code FROM grid WHERE code <> :g LIMIT 1"),
+                            {"g": grid}).scalar_one()
+    stranger = login("cl-other2", "grid_head", [other])
+    assert client.get(f"/api/checklists/{checklist_id}/items",
+                      headers=stranger).status_code == 403
+    assert client.get("/api/checklists/999999/items", headers=head).status_code == 404

@@ -19,6 +19,7 @@ from gridgis import spatial
 from gridgis.errors import Conflict, InvalidInput, TooLarge
 from gridgis.layers import export, files
 from gridgis.layers.file_checks import ImportRefused
+from gridgis.settings import get_settings
 from tests.conftest import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures" / "files"
@@ -392,8 +393,13 @@ def test_http_refusals_carry_every_row(files_client: TestClient,
     assert refused.status_code == 422
     rows = {(p["row"], p["field"]) for p in refused.json()["problems"]}
     assert rows == {(row, field) for row, field, _ in BAD_BUILDINGS}
-    monkeypatch.setattr(files, "import_limit_mb", lambda: 0.001)
-    too_large = files_client.post("/api/import/buildings", headers=admin, files=upload)
+    monkeypatch.setenv("GRIDGIS_IMPORT_MAX_MB", "0.001")  # the setting, as an operator sets it
+    get_settings.cache_clear()
+    try:
+        too_large = files_client.post("/api/import/buildings", headers=admin, files=upload)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
     assert too_large.status_code == 413
     assert "more than the import limit" in too_large.json()["detail"]
 

@@ -12,13 +12,14 @@ Every change is also a ``checklist_event`` row.
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from gridgis import auth
+from gridgis.alerts import targeting
 from gridgis.alerts.checklist_models import STAGES, Checklist, ChecklistEvent, ChecklistItem
 from gridgis.errors import Conflict, Forbidden, InvalidInput, NotFound, StaleVersion
-from gridgis.layers.models import Building, Grid, Resident, Shelter, Station
+from gridgis.layers.models import Shelter
 from gridgis.models import AppUser
 
 READ_ROLES = ("command", "admin", *auth.GRID_ROLES)
@@ -31,6 +32,7 @@ class ItemOut(BaseModel):
 
     id: int
     checklist_id: int
+    grid_id: int
     grid: str
     kind: str
     priority: int
@@ -54,6 +56,25 @@ class ItemOut(BaseModel):
     lat: float | None
 
 
+class ChecklistProgress(BaseModel):
+    """A grid's checklist and how far it is: ``at_risk`` when the work left is a larger share
+    than the time left before its due time (gale ETA less the margin), or it is overdue."""
+
+    id: int
+    grid: str
+    warning: str
+    state: str
+    due_at: datetime | None
+    unplaced: int  # people to move with no shelter found
+    items: int
+    finished: int
+    unable: int
+    to_transfer: int
+    on_the_way: int  # left home, not checked in
+    checked_in: int
+    at_risk: bool
+
+
 class ItemPatch(BaseModel):
     """What a worker changes; fields left out stay as they are."""
 
@@ -70,8 +91,37 @@ class ItemPatch(BaseModel):
 
 def read_item(session: Session, user: AppUser, item_id: int) -> ItemOut:
     """Return one item the user may see; NotFound otherwise."""
-    item, checklist = _item_and_checklist(session, user, item_id, READ_ROLES)
-    return item_out(session, item, checklist)
+    _item_and_checklist(session, user, item_id, READ_ROLES)
+    return _rows(session, item_id=item_id)[0]
+
+
+def list_items(session: Session, user: AppUser, checklist_id: int) -> list[ItemOut]:
+    """Return a checklist's items, most urgent first, in one query."""
+    auth.require_role(user, *READ_ROLES)
+    checklist = session.get(Checklist, checklist_id)
+    if checklist is None:
+        raise NotFound(f"no checklist {checklist_id}")
+    if user.role in auth.GRID_ROLES and checklist.grid_id not in auth.grid_ids_of(session, user):
+        raise Forbidden(f"checklist {checklist_id} is another grid's")
+    return _rows(session, checklist_id=checklist_id)
+
+
+def progress(session: Session, user: AppUser, warning: str | None, grid: str | None,
+             limit: int) -> list[ChecklistProgress]:
+    """Return checklists with progress, soonest due first (a grid team: its own grids)."""
+    auth.require_role(user, *READ_ROLES)
+    grids = (sorted(auth.grid_ids_of(session, user)) if user.role in auth.GRID_ROLES
+             else None)
+    rows = session.execute(text(targeting.sql_file("checklist_progress")), {
+        "warning": warning, "grid": grid, "grids": grids, "limit": limit}).mappings()
+    return [ChecklistProgress(**row) for row in rows]
+
+
+def _rows(session: Session, item_id: int | None = None,
+          checklist_id: int | None = None) -> list[ItemOut]:
+    rows = session.execute(text(targeting.sql_file("checklist_item_rows")),
+                           {"item_id": item_id, "checklist_id": checklist_id}).mappings()
+    return [ItemOut(**row) for row in rows]
 
 
 def patch_item(session: Session, user: AppUser, item_id: int, version: int,
@@ -80,7 +130,7 @@ def patch_item(session: Session, user: AppUser, item_id: int, version: int,
     item, checklist = _item_and_checklist(session, user, item_id, WRITE_ROLES, lock=True)
     if item.version != version:
         raise StaleVersion(f"item {item_id} is at version {item.version}, not {version}",
-                           current=item_out(session, item, checklist).model_dump(mode="json"))
+                           current=_rows(session, item_id=item_id)[0].model_dump(mode="json"))
     if checklist.state != "open":
         raise Conflict(f"the checklist of item {item_id} is {checklist.state}: "
                        "its items are kept as they were")
@@ -106,7 +156,7 @@ def patch_item(session: Session, user: AppUser, item_id: int, version: int,
                                state=item.state, stage=item.stage, head_count=item.head_count,
                                shelter_id=item.shelter_id, note=change.note))
     session.flush()
-    return item_out(session, item, checklist)
+    return _rows(session, item_id=item.id)[0]
 
 
 def _item_and_checklist(session: Session, user: AppUser, item_id: int, roles: tuple[str, ...],
@@ -172,25 +222,3 @@ def _advance(session: Session, item: ChecklistItem, stage: str, head_count: int 
         item.state = "in_progress"
     if stage == "checked_in":
         item.state = "done"
-
-
-def item_out(session: Session, item: ChecklistItem, checklist: Checklist) -> ItemOut:
-    grid = session.get(Grid, checklist.grid_id)
-    building = session.get(Building, item.building_id) if item.building_id else None
-    shelter = session.get(Shelter, item.shelter_id) if item.shelter_id else None
-    station = session.get(Station, item.station_id) if item.station_id else None
-    resident = session.get(Resident, item.resident_id) if item.resident_id else None
-    place = next((p for p in (building, shelter, station) if p is not None), None)
-    point = session.execute(select(func.ST_X(place.location), func.ST_Y(place.location))
-                            ).one() if place is not None else None
-    return ItemOut(
-        id=item.id, checklist_id=checklist.id, grid=grid.code if grid else "", kind=item.kind,
-        priority=item.priority, state=item.state, stage=item.stage, people=item.people,
-        household_size=item.household_size, head_count=item.head_count, needs=item.needs,
-        resident=resident.code if resident else None, household=item.household_code,
-        building=building.code if building else None,
-        shelter=shelter.code if shelter else None, station=station.code if station else None,
-        distance_m=item.distance_m, reason=item.reason, note=item.note,
-        updated_at=item.updated_at, version=item.version,
-        lon=point[0] if point else None, lat=point[1] if point else None)
-

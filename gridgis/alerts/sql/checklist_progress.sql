@@ -1,0 +1,27 @@
+-- Checklists with their progress, soonest due first: of a warning (warning, or the updates
+-- that reference it), a grid, the grids of a grid team (NULL: all).
+SELECT c.id, g.code AS grid, w.identifier AS warning, c.state, c.due_at, c.unplaced,
+       count(i.id) AS items,
+       count(i.id) FILTER (WHERE i.state IN ('done', 'not_needed')) AS finished,
+       count(i.id) FILTER (WHERE i.state = 'unable') AS unable,
+       coalesce(sum(i.people) FILTER (WHERE i.kind = 'transfer'), 0) AS to_transfer,
+       coalesce(sum(i.head_count) FILTER (WHERE i.stage = 'left_home'), 0) AS on_the_way,
+       coalesce(sum(i.head_count) FILTER (WHERE i.stage = 'checked_in'), 0) AS checked_in,
+       c.state = 'open' AND c.due_at IS NOT NULL AND count(i.id) > 0 AND (
+           now() >= c.due_at AND count(i.id) FILTER (WHERE i.state NOT IN
+                                                      ('done', 'not_needed', 'unable')) > 0
+           OR (count(i.id) FILTER (WHERE i.state NOT IN ('done', 'not_needed', 'unable')))::float
+              / count(i.id) > extract(epoch FROM c.due_at - now())
+              / greatest(extract(epoch FROM c.due_at - c.created_at), 1)) AS at_risk
+FROM checklist c
+JOIN alert a ON a.id = c.alert_id
+JOIN warning w ON w.id = a.warning_id
+JOIN grid g ON g.id = c.grid_id
+LEFT JOIN checklist_item i ON i.checklist_id = c.id
+WHERE (CAST(:warning AS text) IS NULL OR w.identifier = :warning
+       OR a.warning_id IN (SELECT id FROM warning WHERE :warning = ANY("references")))
+  AND (CAST(:grid AS text) IS NULL OR g.code = :grid)
+  AND (CAST(:grids AS int[]) IS NULL OR c.grid_id = ANY(:grids))
+GROUP BY c.id, g.code, w.identifier
+ORDER BY c.due_at NULLS LAST, g.code
+LIMIT :limit
