@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -420,25 +421,33 @@ def test_a_warning_from_the_api_reaches_sms_and_email(engine: Engine, world: Wor
             conn.execute(text("DELETE FROM app_user WHERE id = :u"), {"u": command_id})
 
 
+@contextmanager
+def dispatcher_thread(config: Settings, engine: Engine,
+                      join_s: float = 10.0) -> Iterator[threading.Thread]:
+    """Run the dispatcher in a thread while inside; stop it and check it stopped."""
+    stop = threading.Event()
+    runner = threading.Thread(target=dispatch.run_dispatcher, args=(config,),
+                              kwargs={"engine": engine, "stop": stop})
+    runner.start()
+    try:
+        yield runner
+    finally:
+        stop.set()
+        runner.join(timeout=join_s)
+    assert not runner.is_alive(), "the dispatcher did not stop"
+
+
 def test_queueing_wakes_an_idle_dispatcher(engine: Engine, world: World) -> None:
     """The outbox trigger NOTIFYs on insert: a dispatcher polling every 30 s sends at once."""
-    stop = threading.Event()
     with http_receiver() as receiver:
         config = settings(team_webhooks=webhook(receiver.url), dispatch_poll_seconds=30.0)
-        runner = threading.Thread(target=dispatch.run_dispatcher, args=(config,),
-                                  kwargs={"engine": engine, "stop": stop})
-        runner.start()
-        try:
+        with dispatcher_thread(config, engine):
             time.sleep(0.3)  # idle, listening
             started = time.monotonic()
             keys = queue(engine, world, "webhook")
             while not receiver.arrivals and time.monotonic() - started < 5:
                 time.sleep(0.01)
             assert receiver.keys() == keys and time.monotonic() - started < 1.0
-        finally:
-            stop.set()
-            runner.join(timeout=10)
-    assert not runner.is_alive()
 
 
 def test_backoff_grows_with_jitter_and_stops_at_the_cap() -> None:

@@ -106,12 +106,9 @@ def test_a_lost_listener_listens_again_and_a_notify_still_wakes(
         engine: Engine, world: World) -> None:  # noqa: F811 (the fixture imported above)
     """Its LISTEN connection killed, an idle dispatcher polling only every 30 s listens again
     on a new one and still sends a new row within a second of its NOTIFY."""
-    import threading
-
     from sqlalchemy import text
 
-    from gridgis.alerts import dispatch
-    from tests.test_dispatch import settings, webhook
+    from tests.test_dispatch import dispatcher_thread, settings, webhook
 
     def listeners() -> list[int]:
         with engine.connect() as conn:
@@ -119,13 +116,9 @@ def test_a_lost_listener_listens_again_and_a_notify_still_wakes(
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                 "AND query = 'LISTEN gridgis_outbox'")).scalars())
 
-    stop = threading.Event()
     with http_receiver() as receiver:
         config = settings(team_webhooks=webhook(receiver.url), dispatch_poll_seconds=30.0)
-        runner = threading.Thread(target=dispatch.run_dispatcher, args=(config,),
-                                  kwargs={"engine": engine, "stop": stop})
-        runner.start()
-        try:
+        with dispatcher_thread(config, engine, join_s=40):
             deadline = time.monotonic() + 10
             while not (before := listeners()):
                 assert time.monotonic() < deadline, "the dispatcher never listened"
@@ -141,7 +134,4 @@ def test_a_lost_listener_listens_again_and_a_notify_still_wakes(
             while rows(engine, [key])[key]["state"] != "sent":
                 assert time.monotonic() - queued_at < 2.0, "a NOTIFY no longer wakes it"
                 time.sleep(0.02)
-        finally:
-            stop.set()
-            runner.join(timeout=40)
-    assert not runner.is_alive() and receiver.keys() == [key]
+    assert receiver.keys() == [key]

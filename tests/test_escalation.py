@@ -7,7 +7,6 @@ window of a second and an SMS gateway on loopback.
 """
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,9 +17,10 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from gridgis import auth
-from gridgis.alerts import dispatch, escalation
+from gridgis.alerts import escalation
 from gridgis.settings import Settings, get_settings
 from tests.receivers import http_receiver
+from tests.test_dispatch import dispatcher_thread
 
 Login = Callable[..., dict[str, str]]
 
@@ -218,21 +218,14 @@ def test_the_dispatcher_escalates_by_sms_when_the_window_runs_out(
             session.commit()
             head_phone = session.execute(text("SELECT phone FROM app_user WHERE username = :u"),
                                          {"u": f"community-{community}"}).scalar_one()
-        stop = threading.Event()
         with http_receiver() as sms:
             config = Settings(sms_gateway_url=sms.url, dispatch_poll_seconds=0.05,
                               dispatch_rates={})
-            runner = threading.Thread(target=dispatch.run_dispatcher, args=(config,),
-                                      kwargs={"engine": engine, "stop": stop})
-            runner.start()
-            try:
+            with dispatcher_thread(config, engine) as runner:
                 deadline = time.monotonic() + 20
                 while not any(a.body.get("phone") == head_phone for a in sms.arrivals):
                     assert runner.is_alive() and time.monotonic() < deadline, sms.arrivals
                     time.sleep(0.05)
-            finally:
-                stop.set()
-                runner.join(timeout=10)
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
