@@ -1,5 +1,6 @@
 """Pages in a real headless Chromium against a running gridgis (Debian's ``chromium``)."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -142,3 +143,110 @@ def test_command_page_shows_dead_letters(server: str, browser_page: Page,
             conn.execute(text("DELETE FROM outbox WHERE alert_id = :a"), {"a": alert_id})
             conn.execute(text("DELETE FROM alert WHERE id = :a"), {"a": alert_id})
             conn.execute(text("DELETE FROM warning WHERE id = :w"), {"w": warning_id})
+
+
+def test_grid_head_works_the_checklist_on_a_phone(server: str, browser_page: Page,
+                                                  engine: Engine, output_dir: Path) -> None:
+    """A grid head logs in on a narrow touch screen, sees the grid's checklist with names from
+    the audited residents read, marks a call done in one tap, and a stale tap (another worker
+    changed the item first) shows the item as it now is and changes nothing."""
+    from sqlalchemy.orm import Session
+
+    from gridgis import auth
+    from gridgis.alerts import flows, intake
+    from gridgis.alerts.schemas import DrawnWarningIn
+    from tests.checklist_helpers import busiest_grid
+
+    with Session(engine) as session:
+        grid = busiest_grid(session)
+        auth.add_user(session, "phone_head", "grid_head", "correct horse battery", [grid])
+        area = session.execute(text(
+            "SELECT ST_AsGeoJSON(ST_Buffer(boundary, -0.0002), 7) FROM grid WHERE code = :g"),
+            {"g": grid}).scalar_one()
+        incoming = intake.read_drawn(DrawnWarningIn(area=json.loads(area), level="orange"),
+                                     "browser-test")
+        flows.issue(session, None, incoming)
+        session.commit()
+        checklist_id, items, located = session.execute(text(
+            "SELECT c.id, count(i.id), count(i.id) FILTER (WHERE coalesce(i.building_id, "
+            "i.shelter_id, i.station_id) IS NOT NULL) FROM checklist c JOIN alert a "
+            "ON a.id = c.alert_id JOIN warning w ON w.id = a.warning_id JOIN checklist_item i "
+            "ON i.checklist_id = c.id WHERE w.identifier = :w GROUP BY c.id"),
+            {"w": incoming.identifier}).one()
+        contact = session.execute(text(
+            "SELECT i.id, r.name FROM checklist_item i JOIN resident r ON r.id = i.resident_id "
+            "WHERE i.checklist_id = :c AND i.kind = 'contact' ORDER BY i.id LIMIT 1"),
+            {"c": checklist_id}).one()
+        transfer = session.execute(text(
+            "SELECT id FROM checklist_item WHERE checklist_id = :c AND kind = 'transfer' "
+            "ORDER BY id LIMIT 1"), {"c": checklist_id}).scalar_one()
+    assert browser_page.context.browser is not None
+    phone = browser_page.context.browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = phone.new_page()
+    requests: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{server}/map/grid")
+        page.fill("input[name=username]", "phone_head")
+        page.fill("input[name=password]", "correct horse battery")
+        page.click("button[type=submit]")
+        page.wait_for_function(
+            "document.getElementById('gridgis-checklist')?.dataset.ready === 'true'",
+            timeout=15_000)
+        assert page.locator(".gridgis-item").count() == items
+        assert page.evaluate("document.querySelectorAll('.leaflet-interactive').length") \
+            == located
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        card = page.locator(f"#item-{contact.id}")
+        assert contact.name in card.inner_text()  # the name, read through the audited API
+
+        card.locator("button", has_text="已联系").tap()
+        page.wait_for_function(
+            f"document.querySelector('#item-{contact.id}')?.dataset.state === 'done'",
+            timeout=10_000)
+        page.locator(".gridgis-hide").check()  # only what is left to do
+        assert not card.is_visible() and page.locator(f"#item-{transfer}").is_visible()
+        page.locator(f"#item-{transfer} header").tap()  # the household on the map
+        page.wait_for_selector(".leaflet-tooltip", timeout=5_000)
+        with engine.begin() as conn:  # another worker gets to the household first
+            conn.execute(text("UPDATE checklist_item SET version = version + 1, "
+                              "state = 'in_progress', note = '邻居在帮忙' WHERE id = :i"),
+                         {"i": transfer})
+        page.locator(f"#item-{transfer} button", has_text="已离家").tap()
+        page.wait_for_function(
+            f"document.querySelector('#item-{transfer} .gridgis-msg')?.textContent"
+            ".includes('已被他人更新')", timeout=10_000)
+        assert page.get_attribute(f"#item-{transfer}", "data-state") == "in_progress"
+        page.screenshot(path=output_dir / "grid-head-phone-item.png")
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=output_dir / "grid-head-phone.png")
+        with engine.connect() as conn:
+            state = conn.execute(text(
+                "SELECT i.id, i.state, i.stage, i.version, (SELECT count(*) FROM "
+                "checklist_event e WHERE e.item_id = i.id) AS events FROM checklist_item i "
+                "WHERE i.id IN (:c, :t) ORDER BY i.id = :t"),
+                {"c": contact.id, "t": transfer}).all()
+            audited = conn.execute(text(
+                "SELECT count(*) FROM audit_log a JOIN app_user u ON u.id = a.app_user_id "
+                "WHERE u.username = 'phone_head'")).scalar_one()
+        assert [tuple(row[1:]) for row in state] == [("done", None, 2, 1),
+                                                     ("in_progress", "to_transfer", 2, 0)]
+        assert audited >= 1
+        assert [u for u in requests if not u.startswith(server)] == []
+        # Chromium logs every 4xx answer; the stale tap's 412 is the one expected
+        assert [e for e in errors if "status of 412" not in e] == []
+    finally:
+        phone.close()
+        with engine.begin() as conn:
+            conn.execute(text(
+                "DELETE FROM outbox WHERE alert_id IN (SELECT a.id FROM alert a JOIN warning w "
+                "ON w.id = a.warning_id WHERE w.identifier = :w)"), {"w": incoming.identifier})
+            conn.execute(text(
+                "DELETE FROM alert WHERE warning_id IN (SELECT id FROM warning "
+                "WHERE identifier = :w)"), {"w": incoming.identifier})
+            conn.execute(text("DELETE FROM warning WHERE identifier = :w"),
+                         {"w": incoming.identifier})

@@ -4,7 +4,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gridgis.auth import OptionalUser
-from gridgis.maps import command
+from gridgis.maps import command, grid_head
 from gridgis.settings import get_settings
 
 router = APIRouter(prefix="/map", tags=["pages"])
@@ -18,4 +18,15 @@ def command_page(user: OptionalUser) -> Response:
     settings = get_settings()
     page = command.build_command_map(basemap_url=settings.basemap_url,
                                      basemap_attribution=settings.basemap_attribution)
+    return HTMLResponse(page.get_root().render())
+
+
+@router.get("/grid", response_class=HTMLResponse)
+def grid_head_page(user: OptionalUser) -> Response:
+    """The grid head's checklist page, for a phone (log-in first)."""
+    if user is None:
+        return RedirectResponse("/login?next=/map/grid", status_code=303)
+    settings = get_settings()
+    page = grid_head.build_grid_head_page(basemap_url=settings.basemap_url,
+                                          basemap_attribution=settings.basemap_attribution)
     return HTMLResponse(page.get_root().render())

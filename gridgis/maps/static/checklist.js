@@ -1,0 +1,256 @@
+// The grid head's checklist page: the open checklist of the head's grid, its items on the
+// map and in a list, most urgent first, each worked in a tap or two. Every change is a PATCH
+// carrying the version read (If-Match); a stale one shows the item as it now is.
+window.gridgis = window.gridgis || {};
+
+window.gridgis.checklistPage = (map, root, api, refreshMs = 30000) => {
+  const esc = (v) => window.gridgis.escape(v);
+  const KINDS = {contact: "联系", transfer: "转移", inspect: "排查", open_shelter: "开放避护场所",
+                 staff_station: "值守"};
+  const STATES = {pending: "待办", in_progress: "进行中", done: "完成", unable: "无法完成",
+                  not_needed: "不需要"};
+  const STAGES = {to_transfer: "待转移", left_home: "已离家", checked_in: "已入住",
+                  checked_out: "已离开避护场所"};
+  const COLOURS = {pending: "#c0392b", in_progress: "#e67e22", done: "#27ae60",
+                   unable: "#555", not_needed: "#95a5a6"};
+  const NEEDS = {wheelchair: "需轮椅", medical: "需医疗"};
+  const OPEN = ["pending", "in_progress"];
+  const outline = L.geoJSON(null, {style: {color: "#2c3e50", weight: 2, fill: false},
+                                   interactive: false}).addTo(map);
+  const markers = L.layerGroup().addTo(map);
+  const page = {checklist: null, items: new Map(), markers: new Map(), people: new Map(),
+                households: new Map(), hideDone: false};
+
+  const getJSON = (url) => fetch(url, {credentials: "same-origin"}).then((r) => r.json()
+    .then((body) => (r.ok ? body : Promise.reject(new Error(body.detail || r.status)))));
+  const patch = (item, body) => fetch(`${api}/checklists/items/${item.id}`, {
+    method: "PATCH", credentials: "same-origin", body: JSON.stringify(body),
+    headers: {"Content-Type": "application/json", "X-Requested-With": "gridgis",
+              "If-Match": `"${item.version}"`}});
+
+  // What a worker can do with an item now: [label, change, asks for a reason].
+  const actions = (item) => {
+    if (page.checklist.state !== "open") return [];
+    if (item.kind === "transfer") {
+      if (item.stage === "to_transfer" && OPEN.includes(item.state)) {
+        return [["已离家", {stage: "left_home"}, false, true], ["无需转移", {state: "not_needed"}],
+                ["无法转移", {state: "unable"}, true]];
+      }
+      if (item.stage === "left_home") return [["已入住", {stage: "checked_in"}]];
+      return [];
+    }
+    if (!OPEN.includes(item.state)) return [];
+    const done = {contact: "已联系", inspect: "已排查", open_shelter: "已开放",
+                  staff_station: "已到岗"}[item.kind];
+    const unable = item.kind === "contact" ? "联系不上" : "无法完成";
+    return [[done, {state: "done"}], [unable, {state: "unable"}, true]];
+  };
+
+  const subject = (item) => {
+    if (item.kind === "contact") {
+      const person = page.people.get(item.resident);
+      const phone = person?.phone ? ` <a href="tel:${esc(person.phone)}">${esc(person.phone)}</a>`
+        : "";
+      return `${esc(person?.name || item.resident)}${phone}`;
+    }
+    if (item.kind === "transfer") {
+      const names = page.households.get(item.household) || [];
+      const needs = item.needs.map((n) => NEEDS[n] || n).join("、");
+      const to = item.shelter
+        ? `→ ${esc(item.shelter)}${item.distance_m != null ? `（${Math.round(item.distance_m)} 米）` : ""}`
+        : '<span class="gridgis-warn">无避护场所，请联系社区</span>';
+      return `${esc(item.household)} · ${item.people}/${item.household_size} 人`
+        + (names.length ? ` · ${esc(names.join("、"))}` : "")
+        + (needs ? ` · <b>${esc(needs)}</b>` : "") + `<br>${to}`;
+    }
+    return esc(item.building || item.shelter || item.station || "");
+  };
+
+  const card = (item) => {
+    const status = item.kind === "transfer" && item.state !== "not_needed"
+      && item.state !== "unable" ? STAGES[item.stage] : STATES[item.state];
+    const buttons = actions(item).map(([label], i) =>
+      `<button type="button" data-action="${i}">${esc(label)}</button>`).join("");
+    const count = actions(item).some((a) => a[3])
+      ? `<label>人数 <input type="number" min="0" max="${item.household_size}"
+           value="${item.head_count ?? item.people}" inputmode="numeric"></label>` : "";
+    return `<article class="gridgis-item" id="item-${item.id}" data-id="${item.id}"
+        data-state="${esc(item.state)}" data-stage="${esc(item.stage || "")}">
+      <header><span class="gridgis-kind">${esc(KINDS[item.kind] || item.kind)}</span>
+        <span class="gridgis-state" style="color:${COLOURS[item.state]}">${esc(status)}</span></header>
+      <div class="gridgis-subject">${subject(item)}</div>
+      ${item.reason ? `<div class="gridgis-reason">原因：${esc(item.reason)}</div>` : ""}
+      <div class="gridgis-actions">${count}${buttons}</div>
+      <div class="gridgis-msg" role="status"></div>
+    </article>`;
+  };
+
+  const header = () => {
+    const items = [...page.items.values()];
+    const finished = items.filter((i) => ["done", "not_needed"].includes(i.state)).length;
+    const c = page.checklist;
+    const due = c.due_at ? new Date(c.due_at) : null;
+    const left = due ? Math.round((due - Date.now()) / 60000) : null;
+    const dueText = due ? `${due.toLocaleTimeString("zh-CN", {hour: "2-digit", minute: "2-digit"})}`
+      + (left >= 0 ? `（还剩 ${left} 分钟）` : "（已超时）") : "未定";
+    return `<section class="gridgis-head" data-at-risk="${c.at_risk}">
+      <h1>${esc(c.grid)} 转移清单</h1>
+      <div>完成 <b class="gridgis-done">${finished}</b> / ${items.length} · 截止 ${esc(dueText)}</div>
+      <progress max="${items.length}" value="${finished}"></progress>
+      <label><input type="checkbox" class="gridgis-hide" ${page.hideDone ? "checked" : ""}>
+        只看未完成</label>
+      ${c.at_risk ? '<div class="gridgis-warn">进度落后，可能无法按时完成</div>' : ""}
+      ${c.unplaced ? `<div class="gridgis-warn">${c.unplaced} 人无避护场所可去</div>` : ""}
+      ${c.state !== "open" ? `<div class="gridgis-warn">清单已${c.state === "stood_down" ? "解除" : "关闭"}</div>` : ""}
+    </section>`;
+  };
+
+  const mark = (item) => {
+    page.markers.get(item.id)?.remove();
+    if (item.lat == null || item.lon == null) return;
+    const marker = L.circleMarker([item.lat, item.lon], {
+      radius: 8, color: "#fff", weight: 2, fillColor: COLOURS[item.state], fillOpacity: 0.9});
+    marker.bindTooltip(`${esc(KINDS[item.kind])} · ${esc(item.resident || item.household
+      || item.building || item.shelter || item.station)}`);
+    marker.on("click", () => {
+      const element = document.getElementById(`item-${item.id}`);
+      element?.scrollIntoView({behavior: "smooth", block: "center"});
+      element?.classList.add("gridgis-picked");
+      setTimeout(() => element?.classList.remove("gridgis-picked"), 1500);
+    });
+    marker.addTo(markers);
+    page.markers.set(item.id, marker);
+  };
+
+  const say = (id, text, kind = "") => {
+    const box = document.querySelector(`#item-${id} .gridgis-msg`);
+    if (box) { box.textContent = text; box.className = `gridgis-msg ${kind}`; }
+  };
+
+  const show = (item, message, kind) => {
+    page.items.set(item.id, item);
+    const element = document.getElementById(`item-${item.id}`);
+    if (element) element.outerHTML = card(item);
+    mark(item);
+    root.querySelector(".gridgis-head").outerHTML = header();
+    if (message) say(item.id, message, kind);
+  };
+
+  const act = async (item, index) => {
+    const [label, change, needsReason, withCount] = actions(item)[index];
+    const body = {...change};
+    if (needsReason) {
+      const reason = window.prompt(`${label}：请写明原因`);
+      if (!reason) return;
+      body.reason = reason;
+    }
+    if (withCount) {
+      body.head_count = Number(document.querySelector(`#item-${item.id} input`).value);
+    }
+    say(item.id, "正在保存…");
+    try {
+      const answer = await patch(item, body);
+      const result = await answer.json();
+      if (answer.ok) show(result, `已保存：${label}`, "gridgis-ok");
+      else if (answer.status === 412 && result.current) {
+        show(result.current, "已被他人更新，以上为最新状态，请确认后再操作", "gridgis-warn");
+      } else say(item.id, `未保存：${result.detail || answer.status}`, "gridgis-warn");
+    } catch (error) {
+      say(item.id, `未保存（网络）：${error.message}`, "gridgis-warn");
+    }
+  };
+
+  root.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-action]");
+    if (button) {
+      const id = Number(button.closest(".gridgis-item").dataset.id);
+      act(page.items.get(id), Number(button.dataset.action));
+      return;
+    }
+    const heading = event.target.closest(".gridgis-item header");
+    if (heading) {  // the item on the map
+      const marker = page.markers.get(Number(heading.parentElement.dataset.id));
+      if (marker) {
+        map.setView(marker.getLatLng(), Math.max(map.getZoom(), 17));
+        marker.openTooltip();
+        window.scrollTo({top: 0, behavior: "smooth"});
+      }
+      return;
+    }
+    const chosen = event.target.closest("[data-checklist]");
+    if (chosen) window.location.hash = `checklist=${chosen.dataset.checklist}`;
+  });
+
+  const loadPeople = async (grid) => {
+    try {  // names and phones: only a grid's own team gets them (an audited read)
+      const people = await getJSON(`${api}/residents?within=${encodeURIComponent(grid)}&limit=5000`);
+      for (const {properties: p} of people.features) {
+        page.people.set(p.code, p);
+        const household = page.households.get(p.household_code) || [];
+        household.push(p.name);
+        page.households.set(p.household_code, household);
+      }
+    } catch (error) { /* codes stay shown: the command centre sees no names here */ }
+  };
+
+  const open = async (checklist, first) => {
+    page.checklist = checklist;
+    const items = await getJSON(`${api}/checklists/${checklist.id}/items`);
+    if (first) {
+      await loadPeople(checklist.grid);
+      getJSON(`${api}/grids?within=${encodeURIComponent(checklist.grid)}&limit=10`)
+        .then((grids) => {
+          outline.clearLayers();
+          outline.addData(grids.features.filter((g) => g.properties.code === checklist.grid));
+        }).catch(() => {});
+    }
+    const typing = document.activeElement?.closest?.(".gridgis-item")?.dataset.id;
+    const changed = items.some((i) => page.items.get(i.id)?.version !== i.version);
+    if (!first && (!changed || typing)) return;
+    page.items = new Map(items.map((i) => [i.id, i]));
+    root.innerHTML = header() + items.map(card).join("");
+    markers.clearLayers();
+    page.markers.clear();
+    items.forEach(mark);
+    if (first && markers.getLayers().length) {
+      map.fitBounds(L.featureGroup(markers.getLayers()).getBounds(), {padding: [20, 20]});
+    }
+    root.dataset.ready = "true";
+  };
+
+  const choose = (lists) => {
+    root.innerHTML = '<section class="gridgis-head"><h1>选择转移清单</h1></section>'
+      + lists.map((c) => `<button type="button" class="gridgis-choice" data-checklist="${c.id}">
+          ${esc(c.grid)} · 完成 ${c.finished}/${c.items}${c.at_risk ? " · 落后" : ""}</button>`)
+        .join("");
+    root.dataset.ready = "true";
+  };
+
+  const load = async (first) => {
+    try {
+      const lists = (await getJSON(`${api}/checklists?limit=200`))
+        .filter((c) => c.state === "open" || String(c.id) === wanted());
+      const picked = lists.find((c) => String(c.id) === wanted())
+        || (lists.length === 1 ? lists[0] : null);
+      if (picked) await open(picked, first || page.checklist?.id !== picked.id);
+      else if (lists.length) choose(lists);
+      else {
+        root.innerHTML = '<section class="gridgis-head"><h1>暂无转移清单</h1>'
+          + "<p>收到预警后，本网格的转移清单会在这里出现。</p></section>";
+        root.dataset.ready = "true";
+      }
+    } catch (error) {
+      root.innerHTML = `<p class="gridgis-warn">载入失败：${esc(error.message)}</p>`;
+    }
+  };
+  const wanted = () => (window.location.hash.match(/checklist=(\d+)/) || [])[1];
+
+  root.addEventListener("change", (event) => {
+    if (!event.target.matches(".gridgis-hide")) return;
+    page.hideDone = event.target.checked;
+    root.classList.toggle("gridgis-hide-done", page.hideDone);
+  });
+  window.addEventListener("hashchange", () => load(true));
+  load(true);
+  return setInterval(() => load(false), refreshMs);
+};
