@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from gridgis import __version__, api, login
-from gridgis.alerts import checklist_router, feed_router
+from gridgis.alerts import checklist_router, feed_router, report_router
 from gridgis.alerts import router as alerts_router
 from gridgis.errors import GridGisError, StaleVersion, status_of
 from gridgis.layers import edit_router, files_router, ogc_router, tiles_router
@@ -33,6 +33,7 @@ def create_app() -> FastAPI:
     app.include_router(alerts_router.router)
     app.include_router(feed_router.router)
     app.include_router(checklist_router.router)
+    app.include_router(report_router.router)
     app.include_router(maps_router.router)
     app.add_exception_handler(GridGisError, domain_error)  # type: ignore[arg-type]
     mount_assets(app, settings.assets_dir)

@@ -1,10 +1,17 @@
-"""Issuing a warning over one grid and finding its checklist, for the checklist tests."""
+"""Issuing a warning over one grid, finding its checklist and working it, for the checklist
+tests."""
 
 import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+Login = Callable[..., dict[str, str]]
+T0 = datetime(2026, 9, 6, 8, 0, tzinfo=UTC)
 
 
 def busiest_grid(session: Session) -> str:
@@ -31,3 +38,35 @@ def issue_over(client: TestClient, session: Session, headers: dict[str, str],
         "ON w.id = a.warning_id JOIN grid g ON g.id = c.grid_id "
         "WHERE w.identifier = :i AND g.code = :g"), {"i": identifier, "g": grid}).scalar_one()
     return identifier, checklist_id
+
+
+def worked_checklist(client: TestClient, session: Session,
+                     login: Login) -> tuple[str, str, dict[str, Any]]:
+    """Issue a warning over the busiest grid and work three items, 10, 20 and 30 minutes in:
+    a call made, a household gone from home, the same household checked in. Times are set
+    on the rows (the test runs in one transaction, where now() stands still)."""
+    grid = busiest_grid(session)
+    identifier, checklist_id = issue_over(client, session, login("ru-command", "command"), grid)
+    head = login("ru-head", "grid_head", [grid])
+    listed = client.get(f"/api/checklists/{checklist_id}/items", headers=head).json()
+    contact = next(i for i in listed if i["kind"] == "contact")
+    transfer = next(i for i in listed if i["kind"] == "transfer" and i["shelter"])
+    steps = [(contact, {"state": "done"}),
+             (transfer, {"stage": "left_home", "head_count": transfer["people"]}),
+             (transfer, {"stage": "checked_in"})]
+    for item, change in steps:
+        version = client.get(f"/api/checklists/items/{item['id']}", headers=head).headers["ETag"]
+        answer = client.patch(f"/api/checklists/items/{item['id']}", json=change,
+                              headers={**head, "If-Match": version})
+        assert answer.status_code == 200, answer.text
+    session.execute(text("UPDATE checklist SET created_at = :t WHERE id = :c"),
+                    {"t": T0, "c": checklist_id})
+    session.execute(text("UPDATE checklist_item SET created_at = :t WHERE checklist_id = :c"),
+                    {"t": T0, "c": checklist_id})
+    session.execute(text(
+        "UPDATE checklist_event e SET at = :t + make_interval(mins => CAST(10 * n.rank AS int)) "
+        "FROM (SELECT id, row_number() OVER (ORDER BY id) AS rank FROM checklist_event "
+        "WHERE checklist_id = :c) n WHERE e.id = n.id"), {"t": T0, "c": checklist_id})
+    session.commit()
+    return identifier, grid, {"contact": contact, "transfer": transfer, "listed": listed,
+                              "head": head}

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, sync_playwright
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
+from tests.checklist_helpers import busiest_grid
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.browser
@@ -48,6 +50,32 @@ def server(database_url: str) -> Iterator[str]:
     process.wait(timeout=10)
 
 
+def issue_committed(engine: Engine, grid: str) -> str:
+    """Issue (and commit) an orange warning drawn just inside ``grid``; return its identifier."""
+    from gridgis.alerts import flows, intake
+    from gridgis.alerts.schemas import DrawnWarningIn
+
+    with Session(engine) as session:
+        area = session.execute(text(
+            "SELECT ST_AsGeoJSON(ST_Buffer(boundary, -0.0002), 7) FROM grid WHERE code = :g"),
+            {"g": grid}).scalar_one()
+        incoming = intake.read_drawn(DrawnWarningIn(area=json.loads(area), level="orange"),
+                                     "browser-test")
+        flows.issue(session, None, incoming)
+        session.commit()
+    return incoming.identifier
+
+
+def delete_warning(engine: Engine, identifier: str) -> None:
+    """Take a committed warning away again, with its alerts, messages and checklists."""
+    alerts = ("SELECT a.id FROM alert a JOIN warning w ON w.id = a.warning_id "
+              "WHERE w.identifier = :w")
+    with engine.begin() as conn:
+        conn.execute(text(f"DELETE FROM outbox WHERE alert_id IN ({alerts})"), {"w": identifier})
+        conn.execute(text(f"DELETE FROM alert WHERE id IN ({alerts})"), {"w": identifier})
+        conn.execute(text("DELETE FROM warning WHERE identifier = :w"), {"w": identifier})
+
+
 @pytest.fixture(scope="module")
 def browser_page(server: str) -> Iterator[Page]:
     chromium = shutil.which("chromium")
@@ -70,8 +98,6 @@ def test_command_page_draws_the_territory_offline(server: str, browser_page: Pag
         grids = conn.execute(text("SELECT count(*) FROM grid")).scalar_one()
         stations = conn.execute(text("SELECT count(*) FROM station")).scalar_one()
         shelters = conn.execute(text("SELECT count(*) FROM shelter")).scalar_one()
-
-    from sqlalchemy.orm import Session
 
     from gridgis import auth
 
@@ -105,8 +131,6 @@ def test_command_page_draws_the_territory_offline(server: str, browser_page: Pag
 def test_command_page_shows_dead_letters(server: str, browser_page: Page,
                                          engine: Engine) -> None:
     """A message the dispatcher gave up on shows on the command page, with its reason."""
-    from sqlalchemy.orm import Session
-
     from gridgis import auth
 
     with Session(engine) as session:
@@ -150,29 +174,19 @@ def test_grid_head_works_the_checklist_on_a_phone(server: str, browser_page: Pag
     """A grid head logs in on a narrow touch screen, sees the grid's checklist with names from
     the audited residents read, marks a call done in one tap, and a stale tap (another worker
     changed the item first) shows the item as it now is and changes nothing."""
-    from sqlalchemy.orm import Session
-
     from gridgis import auth
-    from gridgis.alerts import flows, intake
-    from gridgis.alerts.schemas import DrawnWarningIn
-    from tests.checklist_helpers import busiest_grid
-
     with Session(engine) as session:
         grid = busiest_grid(session)
         auth.add_user(session, "phone_head", "grid_head", "correct horse battery", [grid])
-        area = session.execute(text(
-            "SELECT ST_AsGeoJSON(ST_Buffer(boundary, -0.0002), 7) FROM grid WHERE code = :g"),
-            {"g": grid}).scalar_one()
-        incoming = intake.read_drawn(DrawnWarningIn(area=json.loads(area), level="orange"),
-                                     "browser-test")
-        flows.issue(session, None, incoming)
         session.commit()
+    identifier = issue_committed(engine, grid)
+    with Session(engine) as session:
         checklist_id, items, located = session.execute(text(
             "SELECT c.id, count(i.id), count(i.id) FILTER (WHERE coalesce(i.building_id, "
             "i.shelter_id, i.station_id) IS NOT NULL) FROM checklist c JOIN alert a "
             "ON a.id = c.alert_id JOIN warning w ON w.id = a.warning_id JOIN checklist_item i "
             "ON i.checklist_id = c.id WHERE w.identifier = :w GROUP BY c.id"),
-            {"w": incoming.identifier}).one()
+            {"w": identifier}).one()
         contact = session.execute(text(
             "SELECT i.id, r.name FROM checklist_item i JOIN resident r ON r.id = i.resident_id "
             "WHERE i.checklist_id = :c AND i.kind = 'contact' ORDER BY i.id LIMIT 1"),
@@ -241,12 +255,35 @@ def test_grid_head_works_the_checklist_on_a_phone(server: str, browser_page: Pag
         assert [e for e in errors if "status of 412" not in e] == []
     finally:
         phone.close()
-        with engine.begin() as conn:
-            conn.execute(text(
-                "DELETE FROM outbox WHERE alert_id IN (SELECT a.id FROM alert a JOIN warning w "
-                "ON w.id = a.warning_id WHERE w.identifier = :w)"), {"w": incoming.identifier})
-            conn.execute(text(
-                "DELETE FROM alert WHERE warning_id IN (SELECT id FROM warning "
-                "WHERE identifier = :w)"), {"w": incoming.identifier})
-            conn.execute(text("DELETE FROM warning WHERE identifier = :w"),
-                         {"w": incoming.identifier})
+        delete_warning(engine, identifier)
+
+
+def test_report_page_renders_offline(server: str, browser_page: Page, engine: Engine,
+                                     output_dir: Path) -> None:
+    """The after-action report opens in the command centre's browser with nothing fetched
+    from outside and no script errors; its map shows the grids reached."""
+    with Session(engine) as session:
+        grid = busiest_grid(session)
+    identifier = issue_committed(engine, grid)
+    requests: list[str] = []
+    errors: list[str] = []
+    browser_page.on("request", lambda r: requests.append(r.url))
+    browser_page.on("pageerror", lambda e: errors.append(str(e)))
+    from gridgis import auth
+
+    with Session(engine) as session:
+        auth.add_user(session, "report_reader", "command", "correct horse battery", [])
+        session.commit()
+    try:
+        browser_page.goto(f"{server}/login?next=/reports/{identifier}")
+        browser_page.fill("input[name=username]", "report_reader")
+        browser_page.fill("input[name=password]", "correct horse battery")
+        browser_page.click("button[type=submit]")
+        browser_page.wait_for_selector("svg.map", timeout=10_000)
+        assert browser_page.locator("svg.map path").count() == 1
+        assert "复盘报告" in browser_page.inner_text("h1")
+        browser_page.screenshot(path=output_dir / "report.png", full_page=True)
+        assert [u for u in requests if not u.startswith(server)] == []
+        assert errors == []
+    finally:
+        delete_warning(engine, identifier)
