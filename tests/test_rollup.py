@@ -126,3 +126,25 @@ def test_the_rollup_is_scoped_and_checked(client: TestClient, session: Session,
         "warning": identifier, "since": T0.isoformat(),
         "until": (T0 - timedelta(hours=1)).isoformat()})
     assert backwards.status_code == 422 and "before" in backwards.json()["detail"]
+
+
+def test_a_cancelled_chain_rolls_up_the_same_by_either_message(
+        client: TestClient, session: Session, login: Login) -> None:
+    identifier, grid, _ = worked_checklist(client, session, login)
+    command = login("ru-cc5", "command")
+    cancel = client.post("/api/warnings", headers={
+        **command, "Content-Type": "application/cap+xml"}, content=f"""
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>ru-cancel-1</identifier>
+<sender>test</sender><sent>2026-09-06T18:00:00+08:00</sent><status>Actual</status>
+<msgType>Cancel</msgType><scope>Public</scope>
+<references>gridgis:ru,{identifier},2026-09-06T16:00:00+08:00</references><info>
+<category>Met</category><event>台风</event><urgency>Past</urgency><severity>Minor</severity>
+<certainty>Observed</certainty></info></alert>""".encode())
+    assert cancel.status_code == 200, cancel.text
+    by_first, by_cancel = (client.get("/api/checklists/rollup", headers=command, params={
+        "warning": name, "level": "community"}).json() for name in (identifier, "ru-cancel-1"))
+    assert by_first == by_cancel and by_first[0]["closed"] == 1
+    assert by_first[0]["finished"] == 2  # the work done before the cancel stays counted
+    assert by_first[0]["at_risk"] == 0  # a closed checklist is no longer at risk
+    report = client.get("/api/warnings/ru-cancel-1/report.csv", headers=command)
+    assert report.status_code == 200 and grid in report.text

@@ -43,18 +43,10 @@ def _local(at: datetime, zone: str, pattern: str = "%Y-%m-%d %H:%M:%S") -> str:
 TEMPLATES.filters["local"] = _local
 
 CHAIN_SQL = text("""
-WITH RECURSIVE up AS (
-    SELECT id, follows_id FROM warning WHERE identifier = :warning
-    UNION ALL
-    SELECT w.id, w.follows_id FROM warning w JOIN up ON w.id = up.follows_id
-), chain AS (
-    SELECT id FROM up WHERE follows_id IS NULL
-    UNION ALL
-    SELECT w.id FROM warning w JOIN chain ON w.follows_id = chain.id
-)
 SELECT w.identifier, w.msg_type, w.status, w.level, w.event, w.headline, w.sent,
        w.received_at, w.source
-FROM warning w JOIN chain ON chain.id = w.id ORDER BY w.received_at, w.id
+FROM warning w JOIN warning_chain(:warning) chain ON chain.warning_id = w.id
+ORDER BY w.received_at, w.id
 """)
 DELIVERY_SQL = text("""
 SELECT o.channel, o.state, count(*) AS messages

@@ -26,22 +26,14 @@ MAX_MOMENTS = 2000
 NICE_STEPS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 
 SPAN_SQL = text("""
-WITH RECURSIVE up AS (
-    SELECT id, follows_id FROM warning WHERE identifier = :warning
-    UNION ALL
-    SELECT w.id, w.follows_id FROM warning w JOIN up ON w.id = up.follows_id
-), chain AS (
-    SELECT id FROM up WHERE follows_id IS NULL
-    UNION ALL
-    SELECT w.id FROM warning w JOIN chain ON w.follows_id = chain.id
-)
 SELECT min(c.created_at) AS since,
        CASE WHEN bool_and(c.state <> 'open')
             THEN greatest(max(c.closed_at), max((SELECT max(e.at) FROM checklist_event e
                                                  WHERE e.checklist_id = c.id)))
             ELSE now() END AS until,
        now() AS now
-FROM checklist c JOIN alert a ON a.id = c.alert_id JOIN chain ON chain.id = a.warning_id
+FROM checklist c JOIN alert a ON a.id = c.alert_id
+JOIN warning_chain(:warning) chain ON chain.warning_id = a.warning_id
 """)
 
 

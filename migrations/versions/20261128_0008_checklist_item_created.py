@@ -1,4 +1,6 @@
-"""Checklist items keep when they were made, so a roll-up can be read at any past moment.
+"""Checklist items keep when they were made, so a roll-up can be read at any past moment;
+``warning_chain(identifier)``: the warnings of one chain (the first message, its updates, its
+cancel), for the roll-up and the after-action report.
 
 Revision ID: 0008
 Revises: 0007
@@ -15,6 +17,22 @@ down_revision: str | Sequence[str] | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+CHAIN_FUNCTION = """
+CREATE FUNCTION warning_chain(chain_of text) RETURNS TABLE (warning_id integer)
+LANGUAGE sql STABLE AS $$
+    WITH RECURSIVE up AS (
+        SELECT id, follows_id FROM warning WHERE identifier = chain_of
+        UNION ALL
+        SELECT w.id, w.follows_id FROM warning w JOIN up ON w.id = up.follows_id
+    ), chain AS (
+        SELECT id FROM up WHERE follows_id IS NULL
+        UNION ALL
+        SELECT w.id FROM warning w JOIN chain ON w.follows_id = chain.id
+    )
+    SELECT id FROM chain
+$$
+"""
+
 
 def upgrade() -> None:
     op.add_column('checklist_item', sa.Column(
@@ -24,8 +42,10 @@ def upgrade() -> None:
                "FROM checklist c WHERE c.id = i.checklist_id")
     op.create_index('ix_checklist_event_checklist_at', 'checklist_event',
                     ['checklist_id', 'at'])
+    op.execute(CHAIN_FUNCTION)
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION warning_chain(text)")
     op.drop_index('ix_checklist_event_checklist_at', table_name='checklist_event')
     op.drop_column('checklist_item', 'created_at')

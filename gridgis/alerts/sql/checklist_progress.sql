@@ -1,5 +1,5 @@
--- Checklists with their progress, soonest due first: of a warning (warning, or the updates
--- that reference it), a grid, the grids of a grid team (NULL: all).
+-- Checklists with their progress, soonest due first: of a warning's chain (the warning, what
+-- it updates and what updates it), a grid, the grids of a grid team (NULL: all).
 SELECT c.id, g.code AS grid, w.identifier AS warning, c.state, c.due_at, c.unplaced,
        count(i.id) AS items,
        count(i.id) FILTER (WHERE i.state IN ('done', 'not_needed')) AS finished,
@@ -18,8 +18,8 @@ JOIN alert a ON a.id = c.alert_id
 JOIN warning w ON w.id = a.warning_id
 JOIN grid g ON g.id = c.grid_id
 LEFT JOIN checklist_item i ON i.checklist_id = c.id
-WHERE (CAST(:warning AS text) IS NULL OR w.identifier = :warning
-       OR a.warning_id IN (SELECT id FROM warning WHERE :warning = ANY("references")))
+WHERE (CAST(:warning AS text) IS NULL
+       OR a.warning_id IN (SELECT warning_id FROM warning_chain(:warning)))
   AND (CAST(:grid AS text) IS NULL OR g.code = :grid)
   AND (CAST(:grids AS int[]) IS NULL OR c.grid_id = ANY(:grids))
 GROUP BY c.id, g.code, w.identifier

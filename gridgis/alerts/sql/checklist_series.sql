@@ -4,15 +4,7 @@
 -- then: items made by then, each as its last change at or before it (checklist_event), so
 -- the same statement answers "now", "at 03:00" and the after-action time series.
 -- Optional :grids keeps to a grid team's or a unit head's grids.
-WITH RECURSIVE up AS (
-    SELECT id, follows_id FROM warning WHERE identifier = :warning
-    UNION ALL
-    SELECT w.id, w.follows_id FROM warning w JOIN up ON w.id = up.follows_id
-), chain AS (
-    SELECT id FROM up WHERE follows_id IS NULL
-    UNION ALL
-    SELECT w.id FROM warning w JOIN chain ON w.follows_id = chain.id
-), lists AS (
+WITH lists AS (
     SELECT c.id, c.created_at, c.due_at, c.closed_at,
            CASE CAST(:level AS text) WHEN 'grid' THEN g.code WHEN 'community' THEN cu.code
                 WHEN 'street' THEN st.code ELSE di.code END AS unit,
@@ -20,7 +12,7 @@ WITH RECURSIVE up AS (
                 WHEN 'street' THEN st.name ELSE di.name END AS unit_name
     FROM checklist c
     JOIN alert a ON a.id = c.alert_id
-    JOIN chain ON chain.id = a.warning_id
+    JOIN warning_chain(:warning) chain ON chain.warning_id = a.warning_id
     JOIN grid g ON g.id = c.grid_id
     JOIN admin_unit cu ON cu.id = g.community_id
     JOIN admin_unit st ON st.id = cu.parent_id

@@ -1,15 +1,7 @@
 -- The after-action numbers of a warning's chain (:warning and its updates), one row per grid
 -- it reached: when it was alerted, told (first message sent) and acknowledged, how its
 -- checklist went (items, finished, people moved) and when the checklist was finished.
-WITH RECURSIVE up AS (
-    SELECT id, follows_id FROM warning WHERE identifier = :warning
-    UNION ALL
-    SELECT w.id, w.follows_id FROM warning w JOIN up ON w.id = up.follows_id
-), chain AS (
-    SELECT id FROM up WHERE follows_id IS NULL
-    UNION ALL
-    SELECT w.id FROM warning w JOIN chain ON w.follows_id = chain.id
-), items AS (
+WITH items AS (
     SELECT i.checklist_id, count(*) AS items,
            count(*) FILTER (WHERE i.state IN ('done', 'not_needed')) AS finished,
            count(*) FILTER (WHERE i.state = 'unable') AS unable,
@@ -19,8 +11,10 @@ WITH RECURSIVE up AS (
            coalesce(sum(i.head_count) FILTER (WHERE i.stage = 'left_home'), 0) AS on_the_way,
            coalesce(sum(i.head_count) FILTER (WHERE i.stage IN ('checked_in', 'checked_out')),
                     0) AS transferred
-    FROM checklist_item i JOIN checklist c ON c.id = i.checklist_id
-    JOIN alert a ON a.id = c.alert_id JOIN chain ON chain.id = a.warning_id
+    FROM checklist_item i
+    JOIN checklist c ON c.id = i.checklist_id
+    JOIN alert a ON a.id = c.alert_id
+    JOIN warning_chain(:warning) chain ON chain.warning_id = a.warning_id
     GROUP BY i.checklist_id
 )
 SELECT g.code AS grid, g.name AS grid_name, cu.code AS community, st.code AS street,
@@ -37,7 +31,7 @@ SELECT g.code AS grid, g.name AS grid_name, cu.code AS community, st.code AS str
             THEN (SELECT max(e.at) FROM checklist_event e WHERE e.checklist_id = c.id)
        END AS worked_through_at
 FROM alert a
-JOIN chain ON chain.id = a.warning_id
+JOIN warning_chain(:warning) chain ON chain.warning_id = a.warning_id
 JOIN grid g ON g.id = a.grid_id
 JOIN admin_unit cu ON cu.id = g.community_id
 JOIN admin_unit st ON st.id = cu.parent_id
