@@ -187,7 +187,7 @@ def test_a_cancel_stands_checklists_down_keeping_their_work(
                             {"c": checklist_id}).scalar_one()
     assert state == "stood_down"
     kept = client.get(url, headers=head).json()
-    assert (kept["state"], kept["note"]) == ("done", "已排查")
+    assert (kept["state"], kept["note"], kept["updated_by"]) == ("done", "已排查", "cl-head3")
     late = client.patch(url, json={"state": "pending"}, headers={**head, "If-Match": '"2"'})
     assert late.status_code == 409
 

@@ -50,6 +50,7 @@ class ItemOut(BaseModel):
     distance_m: float | None
     reason: str | None
     note: str | None
+    updated_by: str | None  # who changed it last (a username)
     updated_at: datetime
     version: int
     lon: float | None

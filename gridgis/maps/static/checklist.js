@@ -66,6 +66,15 @@ window.gridgis.checklistPage = (map, root, api, refreshMs = 30000) => {
     return esc(item.building || item.shelter || item.station || "");
   };
 
+  // Who changed the item last, when, and their note.
+  const byline = (item) => {
+    if (!item.updated_by) return "";
+    const at = new Date(item.updated_at).toLocaleTimeString("zh-CN",
+                                                            {hour: "2-digit", minute: "2-digit"});
+    return `<div class="gridgis-by">${esc(item.updated_by)} · ${esc(at)}`
+      + `${item.note ? ` · ${esc(item.note)}` : ""}</div>`;
+  };
+
   const card = (item) => {
     const status = item.kind === "transfer" && item.state !== "not_needed"
       && item.state !== "unable" ? STAGES[item.stage] : STATES[item.state];
@@ -81,6 +90,7 @@ window.gridgis.checklistPage = (map, root, api, refreshMs = 30000) => {
       <div class="gridgis-subject">${subject(item)}</div>
       ${item.reason ? `<div class="gridgis-reason">原因：${esc(item.reason)}</div>` : ""}
       <div class="gridgis-actions">${count}${buttons}</div>
+      ${byline(item)}
       <div class="gridgis-msg" role="status"></div>
     </article>`;
   };
