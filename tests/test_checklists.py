@@ -60,7 +60,8 @@ def test_households_get_the_nearest_shelter_with_room_for_their_needs(
     _, checklist_id = issue_over(client, session, login("cl-command", "command"), grid)
     placed = session.execute(text("""
         SELECT i.people, i.needs, i.distance_m, s.id, s.wheelchair_access, s.medical,
-               ST_Distance(CAST(s.location AS geography), CAST(b.location AS geography)) AS d
+               ST_Distance(CAST(s.location AS geography), CAST(b.location AS geography), false)
+               AS d
         FROM checklist_item i JOIN shelter s ON s.id = i.shelter_id
         JOIN building b ON b.id = i.building_id
         WHERE i.checklist_id = :c AND i.kind = 'transfer'"""), {"c": checklist_id}).all()
@@ -79,7 +80,8 @@ def test_households_get_the_nearest_shelter_with_room_for_their_needs(
         SELECT i.id, i.shelter_id, (SELECT s.id FROM shelter s
             WHERE (NOT 'wheelchair' = ANY(i.needs) OR s.wheelchair_access)
               AND (NOT 'medical' = ANY(i.needs) OR s.medical)
-            ORDER BY ST_Distance(CAST(s.location AS geography), CAST(b.location AS geography))
+            ORDER BY ST_Distance(CAST(s.location AS geography), CAST(b.location AS geography),
+                                 false)
             LIMIT 1) AS nearest
         FROM checklist_item i JOIN building b ON b.id = i.building_id
         WHERE i.checklist_id = :c AND i.kind = 'transfer' ORDER BY i.id LIMIT 1"""),
@@ -223,3 +225,29 @@ def test_a_checklist_lists_its_items_most_urgent_first(client: TestClient, sessi
     assert client.get(f"/api/checklists/{checklist_id}/items",
                       headers=stranger).status_code == 403
     assert client.get("/api/checklists/999999/items", headers=head).status_code == 404
+
+
+def test_households_whose_nearest_shelters_are_full_go_further(
+        client: TestClient, session: Session, login: Login) -> None:
+    """The few nearest shelters are tried first; when all of them are full (here: as many
+    full shelters in the middle of the grid), a second pass looks much further."""
+    grid = busiest_grid(session)
+    full = session.execute(text("""
+        INSERT INTO shelter (code, name, kind, community_id, capacity, occupancy, location,
+                             wheelchair_access, medical)
+        SELECT 'FULL-' || n, '已满' || n, 'school', g.community_id, 100, 100,
+               ST_PointOnSurface(g.boundary), true, true
+        FROM grid g, generate_series(1, :n) n WHERE g.code = :g
+        RETURNING id"""), {"g": grid, "n": checklists.CANDIDATES[0]}).scalars().all()
+    _, checklist_id = issue_over(client, session, login("cl-command", "command"), grid)
+    placed = [row for row in items(session, checklist_id, "transfer") if row["shelter_id"]]
+    assert placed and not {row["shelter_id"] for row in placed} & set(full)
+    ranks = session.execute(text("""
+        SELECT (SELECT count(*) FROM shelter s
+                WHERE (NOT 'wheelchair' = ANY(i.needs) OR s.wheelchair_access)
+                  AND (NOT 'medical' = ANY(i.needs) OR s.medical)
+                  AND s.location <-> b.location < a.location <-> b.location) AS nearer
+        FROM checklist_item i JOIN building b ON b.id = i.building_id
+        JOIN shelter a ON a.id = i.shelter_id
+        WHERE i.checklist_id = :c AND i.kind = 'transfer'"""), {"c": checklist_id}).scalars()
+    assert max(ranks) >= checklists.CANDIDATES[0]  # found past the few nearest, all full

@@ -3,7 +3,7 @@
 ``open_checklists`` runs in the alert's transaction: a checklist per new alert and its items
 (``sql/checklist_items.sql``), then shelters for the households to move. Shelter allocation
 walks the households soonest gale first and gives each the nearest shelter (metres on the
-spheroid) that has room for them and meets their needs (wheelchair access, medical care);
+sphere) that has room for them and meets their needs (wheelchair access, medical care);
 full shelters pass them to the next nearest; people left with nowhere to go are counted on
 their checklist (``unplaced``) for the command centre. Room is capacity less occupancy less
 the people already on their way there under open checklists; the shelters are locked while
@@ -28,12 +28,15 @@ from gridgis.settings import get_settings
 RULES_FILE = Path(__file__).with_name("checklist_rules.toml")
 RULE_KEYS: dict[str, type | tuple[type, ...]] = {
     "contact": list, "transfer_people": list, "transfer_buildings": list,
-    "inspect_buildings": list, "shelters_within_m": (int, float), "staff_stations": list}
-CANDIDATES = 20  # nearest shelters looked at per household
+    "inspect_buildings": list, "shelters_within_m": (int, float), "shelters_nearest": int,
+    "staff_stations": list}
+# Nearest shelters looked at per household: a few first, many for those left without one.
+CANDIDATES = (6, 60)
 
 CANDIDATES_SQL = text("""
 SELECT i.id AS item_id, i.checklist_id, i.people, s.id AS shelter_id,
-       ST_Distance(CAST(s.location AS geography), CAST(b.location AS geography)) AS metres
+       ST_Distance(CAST(s.location AS geography), CAST(b.location AS geography), false)
+       AS metres
 FROM checklist_item i
 JOIN checklist c ON c.id = i.checklist_id
 JOIN building b ON b.id = i.building_id
@@ -49,14 +52,18 @@ WHERE c.alert_id = ANY(:alert_ids) AND i.kind = 'transfer' AND i.shelter_id IS N
   AND i.stage = 'to_transfer' AND i.people > 0
 ORDER BY c.due_at NULLS LAST, cardinality(i.needs) DESC, i.id, metres
 """)
-# Room left: capacity - occupancy - people on their way under open checklists. Locked.
+# Room left: capacity - occupancy - people on their way under open checklists (summed in one
+# pass). The shelters are locked.
 ROOM_SQL = text("""
-SELECT s.id, s.capacity - s.occupancy - coalesce((
-    SELECT sum(i.people) FROM checklist_item i JOIN checklist c ON c.id = i.checklist_id
-    WHERE i.shelter_id = s.id AND i.kind = 'transfer' AND c.state = 'open'
+WITH on_way AS (
+    SELECT i.shelter_id, sum(i.people) AS people
+    FROM checklist_item i JOIN checklist c ON c.id = i.checklist_id
+    WHERE i.shelter_id = ANY(:ids) AND i.kind = 'transfer' AND c.state = 'open'
       AND i.stage IN ('to_transfer', 'left_home') AND i.state NOT IN ('unable', 'not_needed')
-), 0) AS room
-FROM shelter s WHERE s.id = ANY(:ids) ORDER BY s.id FOR UPDATE OF s
+    GROUP BY i.shelter_id)
+SELECT s.id, s.capacity - s.occupancy - coalesce(w.people, 0) AS room
+FROM shelter s LEFT JOIN on_way w ON w.shelter_id = s.id
+WHERE s.id = ANY(:ids) ORDER BY s.id FOR UPDATE OF s
 """)
 ASSIGN_SQL = text("""
 UPDATE checklist_item i SET shelter_id = a.shelter_id, distance_m = a.metres
@@ -132,18 +139,28 @@ def open_checklists(session: Session, alert_ids: list[int]) -> None:
 
 def allocate_shelters(session: Session, alert_ids: list[int]) -> int:
     """Give each household to move without a shelter the nearest one with room that meets
-    its needs; return how many households got one."""
+    its needs; return how many households got one. The few nearest shelters are tried for
+    everyone first; households whose few are full try many more in a second pass."""
+    placed = sum(_allocate(session, alert_ids, candidates) for candidates in CANDIDATES)
+    if placed:
+        session.execute(OPEN_ASSIGNED_SQL, {"alert_ids": alert_ids})
+    session.execute(UNPLACED_SQL, {"alert_ids": alert_ids})
+    return placed
+
+
+def _allocate(session: Session, alert_ids: list[int], candidates: int) -> int:
     rows = session.execute(CANDIDATES_SQL, {"alert_ids": alert_ids,
-                                            "candidates": CANDIDATES}).all()
+                                            "candidates": candidates}).all()
+    if not rows:
+        return 0
     shelter_ids = sorted({row.shelter_id for row in rows})
-    room: dict[int, int] = {id_: left for id_, left in session.execute(
-        ROOM_SQL, {"ids": shelter_ids})} if rows else {}
+    room = {id_: left for id_, left in session.execute(ROOM_SQL, {"ids": shelter_ids})}
     options: dict[int, list[Any]] = defaultdict(list)
     for row in rows:
         options[row.item_id].append(row)
     items, shelters, metres = [], [], []
-    for item_id, candidates in options.items():  # in urgency order (dicts keep it)
-        for option in candidates:
+    for item_id, nearest in options.items():  # in urgency order (dicts keep it)
+        for option in nearest:
             if room[option.shelter_id] >= option.people:
                 room[option.shelter_id] -= option.people
                 items.append(item_id)
@@ -152,8 +169,6 @@ def allocate_shelters(session: Session, alert_ids: list[int]) -> int:
                 break
     if items:
         session.execute(ASSIGN_SQL, {"items": items, "shelters": shelters, "metres": metres})
-        session.execute(OPEN_ASSIGNED_SQL, {"alert_ids": alert_ids})
-    session.execute(UNPLACED_SQL, {"alert_ids": alert_ids})
     return len(items)
 
 
