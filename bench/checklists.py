@@ -1,0 +1,313 @@
+"""Benchmark: a warning over ~2,000 grids, its checklists timed (DESIGN.md: <= 5 s).
+
+    .venv/bin/python bench/checklists.py [--db gridgis_bench] [--grids 2000] [--tier area]
+                                         [--runs 5] [--explain]
+
+Runs on the city of ``bench/gen_city.py``. A circle drawn around ``--centre`` (by default
+touching the coast, south of the city centre) is widened or narrowed until it touches
+``--grids`` grids; then, ``--runs`` times, a warning over it is issued the way the API does
+(``gridgis.alerts.flows.issue``: warning, alerts, outbox rows and checklists in one
+transaction, committed), timed as a whole, with ``open_checklists`` and every SQL statement
+inside it timed apart; the counts of what it made are read, and it is deleted again (so
+every run starts from the same tables, vacuumed and analysed). ``--tier`` gives the circle a
+typhoon tier instead of a plain drawn area (``hurricane`` moves the most people).
+``--explain`` issues it once more without checklists, runs the checklist statements under
+EXPLAIN (ANALYZE, BUFFERS), rolls back, and writes the plans to ``bench/results/``.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import statistics
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import shapely
+from sqlalchemy import Engine, event, text
+from sqlalchemy.orm import Session
+
+from gridgis import db
+from gridgis.alerts import checklists, flows, intake
+from gridgis.settings import get_settings
+
+RESULTS_DIR = Path(__file__).with_name("results")
+TARGET_S = 5.0
+LEVELS = {"area": "orange", "gale": "yellow", "storm": "orange", "hurricane": "red"}
+CIRCLE_SQL = text("""
+SELECT ST_AsBinary(ST_Buffer(CAST(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geography),
+                             :metres, 'quad_segs=16')::geometry)
+""")
+TOUCHED_SQL = text("SELECT count(*) FROM grid WHERE retired_at IS NULL "
+                   "AND ST_Intersects(boundary, ST_GeomFromWKB(:wkb, 4326))")
+CITY_SQL = text("""
+SELECT (SELECT count(*) FROM grid) AS grids, (SELECT count(*) FROM building) AS buildings,
+       (SELECT count(*) FROM resident) AS residents, (SELECT count(*) FROM shelter) AS shelters,
+       (SELECT count(*) FROM station) AS stations, version() AS server,
+       postgis_lib_version() AS postgis, current_setting('shared_buffers') AS shared_buffers,
+       current_setting('work_mem') AS work_mem,
+       (SELECT count(*) FROM pg_stat_activity WHERE state = 'active'
+          AND pid <> pg_backend_pid()) AS other_active_backends
+""")
+MADE_SQL = text("""
+WITH c AS (SELECT c.* FROM checklist c JOIN alert a ON a.id = c.alert_id
+           WHERE a.warning_id = :w),
+     i AS (SELECT i.* FROM checklist_item i JOIN c ON c.id = i.checklist_id)
+SELECT (SELECT count(*) FROM alert WHERE warning_id = :w) AS alerts,
+       (SELECT count(*) FROM outbox o JOIN alert a ON a.id = o.alert_id
+          WHERE a.warning_id = :w) AS outbox_rows,
+       (SELECT count(*) FROM c) AS checklists,
+       (SELECT count(*) FROM i) AS items,
+       (SELECT count(*) FROM i WHERE kind = 'contact') AS contact_items,
+       (SELECT count(*) FROM i WHERE kind = 'transfer') AS households_to_transfer,
+       (SELECT coalesce(sum(people), 0) FROM i WHERE kind = 'transfer') AS people_to_move,
+       (SELECT count(*) FROM i WHERE kind = 'transfer' AND shelter_id IS NOT NULL)
+           AS households_placed,
+       (SELECT count(DISTINCT shelter_id) FROM i WHERE kind = 'transfer'
+          AND shelter_id IS NOT NULL) AS shelters_allocated,
+       (SELECT round(avg(distance_m)) FROM i WHERE kind = 'transfer') AS mean_distance_m,
+       (SELECT coalesce(sum(unplaced), 0) FROM c) AS unplaced_people,
+       (SELECT count(*) FROM c WHERE unplaced > 0) AS checklists_with_unplaced,
+       (SELECT count(*) FROM i WHERE kind = 'inspect') AS inspect_items,
+       (SELECT count(*) FROM i WHERE kind = 'open_shelter') AS open_shelter_items,
+       (SELECT count(*) FROM i WHERE kind = 'staff_station') AS staff_station_items
+""")
+DELETE_SQL = [text("DELETE FROM outbox WHERE alert_id IN "
+                   "(SELECT id FROM alert WHERE warning_id = :w)"),
+              text("DELETE FROM alert WHERE warning_id = :w"),  # checklists and items cascade
+              text("DELETE FROM warning WHERE id = :w")]  # areas cascade
+TOUCHED_TABLES = ("warning", "warning_area", "alert", "outbox", "checklist", "checklist_item")
+CHECKLIST_STEPS = ("checklist rows", "transfer items (households)", "contact items",
+                   "inspect items", "open_shelter items", "staff_station items")
+
+
+class StatementClock:
+    """Times every statement the engine runs, by name, while a phase is set."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.names: dict[str, str] = {}
+        self.phase: str | None = None
+        self.spent: dict[str, float] = defaultdict(float)
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+        compile_text = lambda sql: _squash(str(text(sql).compile(dialect=engine.dialect)))  # noqa: E731
+        for name, sql in zip(CHECKLIST_STEPS, checklists.checklist_statements(), strict=True):
+            self.names[compile_text(sql)] = name
+        for name, clause in (("shelter candidates", checklists.CANDIDATES_SQL),
+                             ("shelter room (locked)", checklists.ROOM_SQL),
+                             ("assign shelters", checklists.ASSIGN_SQL),
+                             ("open assigned shelters", checklists.OPEN_ASSIGNED_SQL),
+                             ("unplaced", checklists.UNPLACED_SQL)):
+            self.names[compile_text(clause.text)] = name
+
+    def _before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        conn.info["bench_t0"] = time.perf_counter()
+
+    def _after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if self.phase is None:
+            return
+        seconds = time.perf_counter() - conn.info.pop("bench_t0", time.perf_counter())
+        squashed = _squash(statement)
+        name = self.names.get(squashed) or squashed[:60]
+        self.spent[f"{self.phase}: {name}"] += seconds
+
+
+def _squash(sql: str) -> str:
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    return re.sub(r"\s+", " ", " ".join(lines)).strip()
+
+
+def bench_url(name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    get_settings.cache_clear()
+    return make_url(db.database_url()).set(database=name).render_as_string(hide_password=False)
+
+
+def draw_circle(session: Session, lon: float, lat: float, grids: int) -> tuple[Any, float, int]:
+    """Return a circle (shapely, EPSG:4326) around lon/lat touching about ``grids`` grids,
+    its radius in metres (on the spheroid) and the grids it touches."""
+    metres, touched, wkb = 7000.0, 0, b""
+    for _ in range(12):
+        wkb = bytes(session.execute(CIRCLE_SQL, {"lon": lon, "lat": lat,
+                                                 "metres": metres}).scalar_one())
+        touched = session.execute(TOUCHED_SQL, {"wkb": wkb}).scalar_one()
+        if touched == 0:
+            raise SystemExit(f"a {metres:.0f} m circle at {lon}, {lat} touches no grid: "
+                             f"is the city generated (bench/gen_city.py)?")
+        if abs(touched - grids) <= max(2, grids // 500):
+            break
+        metres *= (grids / touched) ** 0.5
+    return shapely.from_wkb(wkb), metres, touched
+
+
+def incoming_for(circle: Any, tier: str) -> intake.Incoming:
+    """Return a fresh warning (new identifier) over ``circle`` with areas of ``tier``."""
+    warning = intake.from_drawn(circle, LEVELS[tier], "台风", f"bench: {tier} circle",
+                                "exercise", "gridgis:bench")
+    if tier == "area":
+        return warning
+    area = intake.HazardArea(tier, warning.areas[0].geometry, f"bench {tier} circle")
+    return dataclasses.replace(warning, areas=(area,))
+
+
+def vacuum(engine: Engine) -> None:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"VACUUM (ANALYZE) {', '.join(TOUCHED_TABLES)}"))
+
+
+def run_once(engine: Engine, clock: StatementClock, circle: Any, tier: str) -> dict[str, Any]:
+    """Issue, commit, count and delete one warning; return its times and counts."""
+    original_open, original_allocate = checklists.open_checklists, checklists.allocate_shelters
+    took: dict[str, float] = {}
+
+    def timed_open(session: Session, alert_ids: list[int]) -> None:
+        clock.phase, t0 = "checklists", time.perf_counter()
+        original_open(session, alert_ids)
+        took["open_checklists_s"] = time.perf_counter() - t0
+        clock.phase = "issue"
+
+    def timed_allocate(session: Session, alert_ids: list[int]) -> int:
+        t0 = time.perf_counter()
+        placed = original_allocate(session, alert_ids)
+        took["allocate_shelters_s"] = time.perf_counter() - t0
+        return placed
+
+    checklists.open_checklists, checklists.allocate_shelters = timed_open, timed_allocate
+    clock.spent.clear()
+    incoming = incoming_for(circle, tier)
+    try:
+        with Session(engine) as session:
+            clock.phase, t0 = "issue", time.perf_counter()
+            result = flows.issue(session, None, incoming)
+            t1 = time.perf_counter()
+            session.commit()
+            t2 = time.perf_counter()
+            clock.phase = None
+    finally:
+        checklists.open_checklists, checklists.allocate_shelters = original_open, original_allocate
+        clock.phase = None
+    statements = dict(clock.spent)
+    with Session(engine) as session:
+        warning_id = session.execute(text("SELECT id FROM warning WHERE identifier = :i"),
+                                     {"i": incoming.identifier}).scalar_one()
+        made = dict(session.execute(MADE_SQL, {"w": warning_id}).mappings().one())
+        for statement in DELETE_SQL:
+            session.execute(statement, {"w": warning_id})
+        session.commit()
+    vacuum(engine)
+    checklist_sql = sum(s for name, s in statements.items() if name.startswith("checklists:"))
+    return {"issue_s": t1 - t0, "commit_s": t2 - t1, "issue_committed_s": t2 - t0, **took,
+            "targeting_and_alerts_s": t1 - t0 - took["open_checklists_s"],
+            "checklist_python_s": took["open_checklists_s"] - checklist_sql,
+            "grids": result.grids, "residents": result.residents,
+            "vulnerable": result.vulnerable, **{k: int(v or 0) for k, v in made.items()},
+            "statements_s": statements}
+
+
+def explain(engine: Engine, circle: Any, tier: str) -> str:
+    """Return EXPLAIN (ANALYZE, BUFFERS) of the checklist statements, rolled back."""
+    original = checklists.open_checklists
+    checklists.open_checklists = lambda session, alert_ids: None
+    incoming = incoming_for(circle, tier)
+    out: list[str] = []
+    try:
+        with Session(engine) as session:
+            flows.issue(session, None, incoming)
+            alert_ids = list(session.scalars(text(
+                "SELECT a.id FROM alert a JOIN warning w ON w.id = a.warning_id "
+                "WHERE w.identifier = :i"), {"i": incoming.identifier}))
+            params = {"alert_ids": alert_ids, "rules": json.dumps(checklists.load_rules()),
+                      "margin_minutes": get_settings().checklist_margin_minutes,
+                      "candidates": checklists.CANDIDATES}
+            shown = [*zip(CHECKLIST_STEPS, checklists.checklist_statements(), strict=True),
+                     ("shelter candidates", checklists.CANDIDATES_SQL.text),
+                     ("shelter room (locked)", checklists.ROOM_SQL.text),
+                     ("unplaced (before allocation)", checklists.UNPLACED_SQL.text)]
+            for name, sql in shown:
+                if name == "shelter room (locked)":
+                    params["ids"] = sorted({row.shelter_id for row in session.execute(
+                        checklists.CANDIDATES_SQL, params)})
+                t0 = time.perf_counter()
+                plan = session.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + sql), params).scalars()
+                out.append(f"=== {name} ({time.perf_counter() - t0:.2f} s with EXPLAIN "
+                           f"ANALYZE)\n" + "\n".join(plan) + "\n")
+            session.rollback()
+    finally:
+        checklists.open_checklists = original
+    # id lists of thousands of alerts make a plan unreadable: keep the first and the count
+    return re.sub(r"'\{(\d+)((?:,\d+){20,})\}'",
+                  lambda m: f"'{{{m[1]},... {m[2].count(',') + 1} ids}}'", "\n".join(out))
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return median and max of every time, and the counts of the last run."""
+    times = [k for k, v in runs[0].items() if k.endswith("_s") and isinstance(v, float)]
+    names = sorted({name for run in runs for name in run["statements_s"]})
+    return {
+        "median_s": {k: round(statistics.median(r[k] for r in runs), 3) for k in times},
+        "max_s": {k: round(max(r[k] for r in runs), 3) for k in times},
+        "statements_median_s": {n: round(statistics.median(r["statements_s"].get(n, 0.0)
+                                                           for r in runs), 3) for n in names},
+        "counts": {k: v for k, v in runs[-1].items() if isinstance(v, int)},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", default="gridgis_bench")
+    parser.add_argument("--grids", type=int, default=2000, help="grids the circle touches")
+    parser.add_argument("--centre", default="113.5,22.58", help="lon,lat of the circle")
+    parser.add_argument("--tier", choices=tuple(LEVELS), default="area")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--explain", action="store_true")
+    args = parser.parse_args()
+    url = bench_url(args.db)
+    os.environ["GRIDGIS_DATABASE_URL"] = url
+    get_settings.cache_clear()
+    engine = db.make_engine(url)
+    lon, lat = (float(v) for v in args.centre.split(","))
+    with Session(engine) as session:
+        city = dict(session.execute(CITY_SQL).mappings().one())
+        circle, metres, touched = draw_circle(session, lon, lat, args.grids)
+    print(f"city: {city['grids']:,} grids, {city['buildings']:,} buildings, "
+          f"{city['residents']:,} residents, {city['shelters']:,} shelters; "
+          f"{city['other_active_backends']} other active backends")
+    print(f"circle: r = {metres / 1000:.2f} km at {lon}, {lat}, touching {touched:,} grids; "
+          f"tier {args.tier}")
+    clock = StatementClock(engine)
+    vacuum(engine)
+    runs = []
+    for n in range(1, args.runs + 1):
+        run = run_once(engine, clock, circle, args.tier)
+        runs.append(run)
+        print(f"run {n}: issue+commit {run['issue_committed_s']:.2f} s, open_checklists "
+              f"{run['open_checklists_s']:.2f} s (allocate_shelters "
+              f"{run['allocate_shelters_s']:.2f} s), targeting+alerts+outbox "
+              f"{run['targeting_and_alerts_s']:.2f} s; {run['checklists']:,} checklists, "
+              f"{run['items']:,} items", flush=True)
+    result = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "db": args.db,
+              "tier": args.tier, "centre": [lon, lat], "radius_m": round(metres),
+              "city": {k: v if isinstance(v, int) else str(v) for k, v in city.items()},
+              "cpus": os.cpu_count(), "target_s": TARGET_S, **summary(runs), "runs": runs}
+    print(json.dumps({k: result[k] for k in ("median_s", "max_s", "statements_median_s",
+                                             "counts")}, indent=1, ensure_ascii=False))
+    worst = result["max_s"]["open_checklists_s"]
+    print(f"open_checklists: median {result['median_s']['open_checklists_s']:.2f} s, max "
+          f"{worst:.2f} s; target <= {TARGET_S:g} s: {'met' if worst <= TARGET_S else 'MISSED'}")
+    RESULTS_DIR.mkdir(exist_ok=True)
+    stem = f"checklists-{args.tier}-{args.grids}"
+    (RESULTS_DIR / f"{stem}.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
+    if args.explain:
+        plans = explain(engine, circle, args.tier)
+        (RESULTS_DIR / f"explain-{stem}.txt").write_text(plans)
+        print(f"plans: {RESULTS_DIR / f'explain-{stem}.txt'}")
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
