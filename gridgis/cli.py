@@ -236,8 +236,8 @@ def warn(
             incoming = (intake.read_advisory(session, document) if "storm" in document
                         else intake.read_drawn(schemas.DrawnWarningIn.model_validate(document),
                                                "cli"))
-        result = flows.issue(session, None, incoming, min_share=min_share, dry_run=dry_run)
-        session.commit()
+        result = flows.issue_committed(session, None, incoming, min_share=min_share,
+                                       dry_run=dry_run)
     typer.echo(f"{result.identifier or '(dry run)'}: {result.message}")
     for target in result.targets[:20]:
         eta = f" gale {target.gale_eta:%m-%d %H:%M}Z" if target.gale_eta else ""

@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
+
+from gridgis.alerts import flows, intake
+from gridgis.alerts.schemas import DrawnWarningIn
 
 Login = Callable[..., dict[str, str]]
 T0 = datetime(2026, 9, 6, 8, 0, tzinfo=UTC)
@@ -70,3 +73,30 @@ def worked_checklist(client: TestClient, session: Session,
     session.commit()
     return identifier, grid, {"contact": contact, "transfer": transfer, "listed": listed,
                               "head": head}
+
+
+def drawn_over(session: Session, grid: str) -> intake.Incoming:
+    """An orange warning drawn just inside ``grid``."""
+    area = session.execute(text(
+        "SELECT ST_AsGeoJSON(ST_Buffer(boundary, -0.0002), 7) FROM grid WHERE code = :g"),
+        {"g": grid}).scalar_one()
+    return intake.read_drawn(DrawnWarningIn(area=json.loads(area), level="orange"), "test")
+
+
+def issue_committed(engine: Engine, grid: str) -> str:
+    """Issue (and commit) an orange warning drawn just inside ``grid``, with its checklist's
+    items; return its identifier."""
+    with Session(engine) as session:
+        incoming = drawn_over(session, grid)
+        flows.issue_committed(session, None, incoming)
+    return incoming.identifier
+
+
+def delete_warning(engine: Engine, identifier: str) -> None:
+    """Take a committed warning away again, with its alerts, messages and checklists."""
+    alerts = ("SELECT a.id FROM alert a JOIN warning w ON w.id = a.warning_id "
+              "WHERE w.identifier = :w")
+    with engine.begin() as conn:
+        conn.execute(text(f"DELETE FROM outbox WHERE alert_id IN ({alerts})"), {"w": identifier})
+        conn.execute(text(f"DELETE FROM alert WHERE id IN ({alerts})"), {"w": identifier})
+        conn.execute(text("DELETE FROM warning WHERE identifier = :w"), {"w": identifier})

@@ -1,6 +1,5 @@
 """Pages in a real headless Chromium against a running gridgis (Debian's ``chromium``)."""
 
-import json
 import os
 import shutil
 import subprocess
@@ -15,7 +14,7 @@ from playwright.sync_api import Page, sync_playwright
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from tests.checklist_helpers import busiest_grid
+from tests.checklist_helpers import busiest_grid, delete_warning, issue_committed
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.browser
@@ -48,32 +47,6 @@ def server(database_url: str) -> Iterator[str]:
     yield base
     process.terminate()
     process.wait(timeout=10)
-
-
-def issue_committed(engine: Engine, grid: str) -> str:
-    """Issue (and commit) an orange warning drawn just inside ``grid``; return its identifier."""
-    from gridgis.alerts import flows, intake
-    from gridgis.alerts.schemas import DrawnWarningIn
-
-    with Session(engine) as session:
-        area = session.execute(text(
-            "SELECT ST_AsGeoJSON(ST_Buffer(boundary, -0.0002), 7) FROM grid WHERE code = :g"),
-            {"g": grid}).scalar_one()
-        incoming = intake.read_drawn(DrawnWarningIn(area=json.loads(area), level="orange"),
-                                     "browser-test")
-        flows.issue(session, None, incoming)
-        session.commit()
-    return incoming.identifier
-
-
-def delete_warning(engine: Engine, identifier: str) -> None:
-    """Take a committed warning away again, with its alerts, messages and checklists."""
-    alerts = ("SELECT a.id FROM alert a JOIN warning w ON w.id = a.warning_id "
-              "WHERE w.identifier = :w")
-    with engine.begin() as conn:
-        conn.execute(text(f"DELETE FROM outbox WHERE alert_id IN ({alerts})"), {"w": identifier})
-        conn.execute(text(f"DELETE FROM alert WHERE id IN ({alerts})"), {"w": identifier})
-        conn.execute(text("DELETE FROM warning WHERE identifier = :w"), {"w": identifier})
 
 
 @pytest.fixture(scope="module")

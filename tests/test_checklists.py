@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from gridgis.alerts import checklists
+from gridgis.alerts import checklists, dispatch, flows
 from gridgis.errors import InvalidInput
-from tests.checklist_helpers import busiest_grid, issue_over
+from tests.checklist_helpers import busiest_grid, delete_warning, drawn_over, issue_over
 
 Login = Callable[..., dict[str, str]]
 XML = {"Content-Type": "application/cap+xml"}
@@ -251,3 +251,58 @@ def test_households_whose_nearest_shelters_are_full_go_further(
         JOIN shelter a ON a.id = i.shelter_id
         WHERE i.checklist_id = :c AND i.kind = 'transfer'"""), {"c": checklist_id}).scalars()
     assert max(ranks) >= checklists.CANDIDATES[0]  # found past the few nearest, all full
+
+
+def test_items_come_after_the_alerts_and_a_lost_request_is_made_up_for(
+        session: Session) -> None:
+    """The alert's transaction opens the checklist; its items follow the commit. When the
+    request dies in between, the checklist waits (made_at null) until a sweep makes it."""
+    incoming = drawn_over(session, busiest_grid(session))
+    flows.issue(session, None, incoming)
+    session.commit()  # the alerts and messages are in; the process "dies" here
+    waiting = session.execute(text(
+        "SELECT c.id, c.made_at, (SELECT count(*) FROM checklist_item i "
+        "WHERE i.checklist_id = c.id) AS items, (SELECT count(*) FROM outbox o "
+        "WHERE o.alert_id = a.id) AS messages FROM checklist c JOIN alert a "
+        "ON a.id = c.alert_id JOIN warning w ON w.id = a.warning_id "
+        "WHERE w.identifier = :w"), {"w": incoming.identifier}).one()
+    assert waiting.made_at is None and waiting.items == 0 and waiting.messages > 0
+    assert checklists.make_items(session, older_than_s=30) == 0  # a request may be at it
+    session.execute(text("UPDATE checklist SET created_at = created_at - interval '1 minute' "
+                         "WHERE id = :c"), {"c": waiting.id})
+    assert checklists.make_items(session, older_than_s=30) == 1
+    made = session.execute(text(
+        "SELECT made_at, (SELECT count(*) FROM checklist_item WHERE checklist_id = c.id) "
+        "FROM checklist c WHERE id = :c"), {"c": waiting.id}).one()
+    assert made[0] is not None and made[1] > 0
+    assert checklists.make_items(session) == 0  # made once only
+
+
+def test_two_makers_never_make_the_same_checklist(engine: Engine) -> None:
+    """The dispatcher's sweep skips a checklist another maker holds, and makes it once it is
+    free."""
+    with Session(engine) as session:
+        incoming = drawn_over(session, busiest_grid(session))
+        flows.issue(session, None, incoming)  # committed without its items
+        session.execute(text(
+            "UPDATE checklist SET created_at = created_at - interval '1 minute' WHERE alert_id "
+            "IN (SELECT a.id FROM alert a JOIN warning w ON w.id = a.warning_id "
+            "WHERE w.identifier = :w)"), {"w": incoming.identifier})
+        session.commit()
+    try:
+        with engine.connect() as holder:  # another maker at work on it
+            holder.execute(text(
+                "SELECT c.id FROM checklist c JOIN alert a ON a.id = c.alert_id JOIN warning w "
+                "ON w.id = a.warning_id WHERE w.identifier = :w FOR UPDATE OF c"),
+                {"w": incoming.identifier})
+            assert dispatch.make_waiting_checklists(engine) == 0
+            holder.rollback()
+        assert dispatch.make_waiting_checklists(engine) == 1
+        with engine.connect() as conn:
+            items = conn.execute(text(
+                "SELECT count(*) FROM checklist_item i JOIN checklist c ON c.id = i.checklist_id "
+                "JOIN alert a ON a.id = c.alert_id JOIN warning w ON w.id = a.warning_id "
+                "WHERE w.identifier = :w"), {"w": incoming.identifier}).scalar_one()
+        assert items > 0
+    finally:
+        delete_warning(engine, incoming.identifier)

@@ -67,6 +67,7 @@ class ChecklistProgress(BaseModel):
     state: str
     due_at: datetime | None
     unplaced: int  # people to move with no shelter found
+    ready: bool  # its items are made (they follow the alert within seconds)
     items: int
     finished: int
     unable: int

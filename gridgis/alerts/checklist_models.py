@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
@@ -35,7 +36,9 @@ class Checklist(Base):
     """转移清单: one grid's evacuation work under one alert (updates keep it)."""
 
     __tablename__ = "checklist"
-    __table_args__ = (CheckConstraint(sql_in("state", CHECKLIST_STATES), name="state"),)
+    __table_args__ = (CheckConstraint(sql_in("state", CHECKLIST_STATES), name="state"),
+                      Index("ix_checklist_to_make", "created_at",
+                            postgresql_where=text("made_at IS NULL")))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id", ondelete="CASCADE"),
@@ -47,6 +50,7 @@ class Checklist(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
                                                  server_default=func.now())
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    made_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # items made
 
 
 class ChecklistItem(Base):

@@ -1,8 +1,15 @@
 """Evacuation checklists: made with their alerts, from the data and the rules of each tier.
 
-``open_checklists`` runs in the alert's transaction: a checklist per new alert and its items
-(``sql/checklist_items.sql``), then shelters for the households to move. Shelter allocation
-walks the households soonest gale first and gives each the nearest shelter (metres on the
+A checklist is opened in its alert's transaction (``open_checklists``: one row per grid,
+cheap), so it is as durable as the alert. Its items take seconds for thousands of grids, so
+they are made just after that transaction commits (``make_items``: the caller commits the
+alerts first, then asks for the items) while the alerts go out. A checklist still waiting
+for its items (``made_at`` null: the process died in between) is made by the dispatcher's
+sweep. Two makers never make the same checklist: each locks the ones it makes and skips
+those another holds.
+
+The items come from ``sql/checklist_items.sql``, then shelters for the households to move:
+allocation walks the households soonest gale first and gives each the nearest shelter (metres on the
 sphere) that has room for them and meets their needs (wheelchair access, medical care);
 full shelters pass them to the next nearest; people left with nowhere to go are counted on
 their checklist (``unplaced``) for the command centre. Room is capacity less occupancy less
@@ -85,6 +92,26 @@ FROM checklist_item i JOIN checklist c ON c.id = i.checklist_id
 WHERE c.alert_id = ANY(:alert_ids) AND i.kind = 'transfer' AND i.shelter_id IS NOT NULL
 ON CONFLICT ON CONSTRAINT uq_checklist_item_subject DO NOTHING
 """)
+OPEN_SQL = text("""
+INSERT INTO checklist (alert_id, grid_id, due_at)
+SELECT a.id, a.grid_id, a.gale_eta - make_interval(secs => 60 * :margin_minutes)
+FROM alert a
+WHERE a.id = ANY(:alert_ids) AND a.state = 'active'
+ON CONFLICT (alert_id) DO UPDATE SET due_at = EXCLUDED.due_at, made_at = NULL
+""")
+# The checklists to make now (of a warning, or all), locked; those another maker holds are
+# skipped.
+TO_MAKE_SQL = text("""
+SELECT c.alert_id FROM checklist c
+WHERE c.made_at IS NULL AND c.state = 'open'
+  AND (CAST(:warning AS text) IS NULL OR c.alert_id IN (
+      SELECT a.id FROM alert a JOIN warning w ON w.id = a.warning_id
+      WHERE w.identifier = :warning))
+  AND c.created_at <= now() - make_interval(secs => :older_than_s)
+ORDER BY c.due_at NULLS LAST, c.id
+FOR UPDATE OF c SKIP LOCKED
+""")
+MADE_SQL = text("UPDATE checklist SET made_at = now() WHERE alert_id = ANY(:alert_ids)")
 STAND_DOWN_SQL = text("""
 UPDATE checklist SET state = 'stood_down', closed_at = now()
 WHERE alert_id = ANY(:alert_ids) AND state = 'open'
@@ -127,14 +154,27 @@ def checklist_statements() -> list[str]:
 
 
 def open_checklists(session: Session, alert_ids: list[int]) -> None:
-    """Make (or amend) the checklists of ``alert_ids`` and give their households shelters."""
-    if not alert_ids:
-        return
-    params = {"alert_ids": alert_ids, "rules": json.dumps(load_rules()),
-              "margin_minutes": get_settings().checklist_margin_minutes}
+    """Open (or, for a changed alert, reopen for amending) the checklists of ``alert_ids``,
+    in the alerts' transaction; their items are made by ``make_items`` after it commits."""
+    if alert_ids:
+        session.execute(OPEN_SQL, {"alert_ids": alert_ids,
+                                   "margin_minutes": get_settings().checklist_margin_minutes})
+
+
+def make_items(session: Session, warning: str | None = None, older_than_s: float = 0) -> int:
+    """Make the items of the open checklists still waiting for them (of ``warning``'s
+    alerts, or all; opened at least ``older_than_s`` ago), give their households shelters,
+    and mark them made; return how many checklists. The caller commits."""
+    made = list(session.scalars(TO_MAKE_SQL, {"warning": warning,
+                                              "older_than_s": older_than_s}))
+    if not made:
+        return 0
+    params = {"alert_ids": made, "rules": json.dumps(load_rules())}
     for statement in checklist_statements():
         session.execute(text(statement), params)
-    allocate_shelters(session, alert_ids)
+    allocate_shelters(session, made)
+    session.execute(MADE_SQL, {"alert_ids": made})
+    return len(made)
 
 
 def allocate_shelters(session: Session, alert_ids: list[int]) -> int:

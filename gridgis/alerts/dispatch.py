@@ -47,7 +47,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from gridgis.alerts import channels, dead_letters, escalation
+from gridgis.alerts import channels, checklists, dead_letters, escalation
 from gridgis.alerts.channels import Message, SendFailed
 from gridgis.alerts.pacing import RateLimits, backoff_seconds
 from gridgis.alerts.wakeup import idle, listening, stopping_on_signals
@@ -58,6 +58,7 @@ log = logging.getLogger("gridgis.dispatch")
 FEED_BATCH = 200  # feed rows sent and marked in one transaction
 ERROR_CHARS = 500
 ESCALATE_EVERY_S = 1.0  # how often overdue acknowledgements are looked for
+MAKE_EVERY_S = 30.0  # how often checklists left without items (a request died) are made
 
 # The dispatcher's own writes need not wait for the WAL flush: a database crash that forgets a
 # claim or a mark only makes a message go out again, and its receiver drops the repeat.
@@ -272,13 +273,16 @@ def run_dispatcher(config: Settings | None = None, *, once: bool = False,
         limits = RateLimits(config.dispatch_rates, min(1.0, config.dispatch_lease_seconds / 4))
         run = _Run(config, engine, senders, limits, stop)
         pending: set[Future[list[Outcome]]] = set()
-        escalate_at = 0.0
+        escalate_at = make_at = 0.0
         while not stop.is_set():
             if len(pending) <= config.dispatch_concurrency:
                 try:
                     if time.monotonic() >= escalate_at:
                         escalate_due(engine, config)
                         escalate_at = time.monotonic() + ESCALATE_EVERY_S
+                    if time.monotonic() >= make_at:
+                        make_waiting_checklists(engine)
+                        make_at = time.monotonic() + MAKE_EVERY_S
                     if "feed" in names and (batch := claim(engine, config, FEED_BATCH, ["feed"])):
                         pending.add(pool.submit(_task, run, batch))
                     if others != []:
@@ -298,6 +302,17 @@ def run_dispatcher(config: Settings | None = None, *, once: bool = False,
         _record(engine, tally, wait(pending).done)  # stopping: let sends under way finish
     tally.seconds = time.monotonic() - started
     return tally
+
+
+def make_waiting_checklists(engine: Engine) -> int:
+    """Make the checklists whose items the request that opened them did not make (it died
+    after committing the alerts); return how many."""
+    with Session(engine) as session:
+        made = checklists.make_items(session, older_than_s=MAKE_EVERY_S)
+        session.commit()
+    if made:
+        log.warning("made the items of %d checklists left waiting", made)
+    return made
 
 
 def escalate_due(engine: Engine, config: Settings) -> int:

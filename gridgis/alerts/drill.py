@@ -35,8 +35,7 @@ def run_drill(engine: Engine, storm: str, *, speed: float, forecast_hours: float
             time.sleep(gap / speed)
         with Session(engine) as session:
             incoming = intake.read_advisory(session, item, status="exercise", chain=chain)
-            result = flows.issue(session, None, incoming)
-            session.commit()
+            result = flows.issue_committed(session, None, incoming)
         reached = max(reached, result.grids)
         report(f"{item.issued:%Y-%m-%d %H:%MZ} {incoming.level:>6}: {result.message}")
     return f"drill {chain}: {len(advisories)} advisories, at most {reached} grids reached"

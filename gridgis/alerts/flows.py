@@ -69,6 +69,18 @@ def issue(session: Session, user: AppUser | None, incoming: intake.Incoming,
     return summarise(None if dry_run else incoming.identifier, dry_run, targets, changes)
 
 
+def issue_committed(session: Session, user: AppUser | None, incoming: intake.Incoming,
+                    min_share: float = 0.0, dry_run: bool = False) -> schemas.IssueResult:
+    """Issue a warning and commit it, then make its checklists' items and commit those: the
+    alerts and their messages go out before the slower checklist work is done."""
+    result = issue(session, user, incoming, min_share=min_share, dry_run=dry_run)
+    session.commit()
+    if result.identifier:
+        checklists.make_items(session, result.identifier)
+        session.commit()
+    return result
+
+
 def _followed(session: Session, incoming: intake.Incoming) -> Warning | None:
     """Return the warning an Update or Cancel follows (the newest it references)."""
     if incoming.msg_type == "alert":

@@ -30,7 +30,8 @@ async def issue_warning(
         "share of a grid an area must cover to reach it (0: any overlap)"))] = 0.0,
 ) -> schemas.IssueResult:
     """Issue a warning: every grid it reaches gets an alert and its outbox rows in the same
-    transaction; updates and cancels follow their ``references``. ``dry_run`` writes nothing."""
+    transaction, then its checklist's items; updates and cancels follow their
+    ``references``. ``dry_run`` writes nothing."""
     body = await request.body()
     xml = "xml" in request.headers.get("content-type", "")
     return await run_in_threadpool(issue_from_body, session, user, body, xml, dry_run,
@@ -41,9 +42,7 @@ def issue_from_body(session: SessionDep, user: CurrentUser, body: bytes, xml: bo
                     dry_run: bool, min_share: float) -> schemas.IssueResult:
     incoming = (intake.read_cap(session, body) if xml
                 else read_json(session, user.username, body))
-    result = flows.issue(session, user, incoming, min_share=min_share, dry_run=dry_run)
-    session.commit()
-    return result
+    return flows.issue_committed(session, user, incoming, min_share=min_share, dry_run=dry_run)
 
 
 def read_json(session: SessionDep, username: str, body: bytes) -> intake.Incoming:

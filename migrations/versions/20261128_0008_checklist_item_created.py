@@ -1,4 +1,6 @@
 """Checklist items keep when they were made, so a roll-up can be read at any past moment;
+checklists say when their items were made (``made_at``: they are made just after the
+alerts commit, so the alerts go out first);
 ``warning_chain(identifier)``: the warnings of one chain (the first message, its updates, its
 cancel), for the roll-up and the after-action report.
 
@@ -40,6 +42,10 @@ def upgrade() -> None:
         nullable=False))
     op.execute("UPDATE checklist_item i SET created_at = c.created_at "
                "FROM checklist c WHERE c.id = i.checklist_id")
+    op.add_column('checklist', sa.Column('made_at', sa.DateTime(timezone=True)))
+    op.execute("UPDATE checklist SET made_at = created_at")
+    op.create_index('ix_checklist_to_make', 'checklist', ['created_at'],
+                    postgresql_where=sa.text("made_at IS NULL"))
     op.create_index('ix_checklist_event_checklist_at', 'checklist_event',
                     ['checklist_id', 'at'])
     op.execute(CHAIN_FUNCTION)
@@ -48,4 +54,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP FUNCTION warning_chain(text)")
     op.drop_index('ix_checklist_event_checklist_at', table_name='checklist_event')
+    op.drop_index('ix_checklist_to_make', table_name='checklist')
+    op.drop_column('checklist', 'made_at')
     op.drop_column('checklist_item', 'created_at')

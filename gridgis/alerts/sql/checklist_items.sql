@@ -1,16 +1,10 @@
--- The checklists of alerts :alert_ids and their items, by the rules of each alert's tier
+-- The items of the checklists of alerts :alert_ids, by the rules of each alert's tier
 -- (:rules, JSON: tier -> rule, see checklist_rules.toml). Statements run in order, each
 -- ending with a semicolon; running them again adds only what is missing (an update that
 -- raises a grid's tier adds its new items and keeps the old ones and their state). Each
 -- statement reads its rule lists once per tier (the `rule` CTE), never once per row.
 -- Distances are metres on the sphere: within 0.5 % of the spheroid's, at a fraction of
 -- the cost.
-
-INSERT INTO checklist (alert_id, grid_id, due_at)
-SELECT a.id, a.grid_id, a.gale_eta - make_interval(secs => 60 * :margin_minutes)
-FROM alert a
-WHERE a.id = ANY(:alert_ids) AND a.state = 'active'
-ON CONFLICT (alert_id) DO UPDATE SET due_at = EXCLUDED.due_at;
 
 -- Households to transfer: every resident of a building with a listed risk flag, and
 -- residents with a listed vulnerability; one item per household (those with someone who

@@ -1,6 +1,7 @@
 -- Checklists with their progress, soonest due first: of a warning's chain (the warning, what
 -- it updates and what updates it), a grid, the grids of a grid team (NULL: all).
 SELECT c.id, g.code AS grid, w.identifier AS warning, c.state, c.due_at, c.unplaced,
+       c.made_at IS NOT NULL AS ready,
        count(i.id) AS items,
        count(i.id) FILTER (WHERE i.state IN ('done', 'not_needed')) AS finished,
        count(i.id) FILTER (WHERE i.state = 'unable') AS unable,

@@ -111,6 +111,7 @@ window.gridgis.checklistPage = (map, root, api, refreshMs = 30000) => {
         只看未完成</label>
       ${c.at_risk ? '<div class="gridgis-warn">进度落后，可能无法按时完成</div>' : ""}
       ${c.unplaced ? `<div class="gridgis-warn">${c.unplaced} 人无避护场所可去</div>` : ""}
+      ${c.ready ? "" : '<div class="gridgis-warn">清单正在生成，稍候自动刷新</div>'}
       ${c.state !== "open" ? `<div class="gridgis-warn">清单已${c.state === "stood_down" ? "解除" : "关闭"}</div>` : ""}
     </section>`;
   };
@@ -215,7 +216,8 @@ window.gridgis.checklistPage = (map, root, api, refreshMs = 30000) => {
         }).catch(() => {});
     }
     const typing = document.activeElement?.closest?.(".gridgis-item")?.dataset.id;
-    const changed = items.some((i) => page.items.get(i.id)?.version !== i.version);
+    const changed = items.length !== page.items.size
+      || items.some((i) => page.items.get(i.id)?.version !== i.version);
     if (!first && (!changed || typing)) return;
     page.items = new Map(items.map((i) => [i.id, i]));
     root.innerHTML = header() + items.map(card).join("");
@@ -262,5 +264,8 @@ window.gridgis.checklistPage = (map, root, api, refreshMs = 30000) => {
   });
   window.addEventListener("hashchange", () => load(true));
   load(true);
-  return setInterval(() => load(false), refreshMs);
+  // Sooner while the checklist's items are still being made.
+  const tick = () => setTimeout(async () => { await load(false); tick(); },
+                                page.checklist && !page.checklist.ready ? 5000 : refreshMs);
+  tick();
 };
