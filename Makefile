@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # The demo territory `make run` loads: hengqin (small) or nansha (1,292 grids).
 SCALE ?= nansha
 
-.PHONY: run test setup system browser venv assets db lint clean
+.PHONY: run test setup system browser venv assets db lint clean bench bench-city
 
 run: setup db
 	$(BIN)/gridgis demo load --scale $(SCALE)
@@ -42,8 +42,19 @@ db: venv
 	$(BIN)/gridgis db upgrade
 
 lint: venv
-	$(BIN)/ruff check gridgis tests migrations data/boundaries
+	$(BIN)/ruff check gridgis tests migrations data/boundaries bench
 	$(BIN)/mypy
+
+# Benchmarks on a generated city (bench/README.md): `make bench-city` once (~3 min, ~1.8 GB),
+# then `make bench` (a few minutes; prints and writes bench/results/).
+BENCH_DB ?= gridgis_bench
+bench-city: setup db
+	$(BIN)/python bench/gen_city.py --db $(BENCH_DB)
+
+bench: setup db
+	$(BIN)/python bench/checklists.py --db $(BENCH_DB) --runs 3 --explain
+	$(BIN)/python bench/checklists.py --db $(BENCH_DB) --tier storm --runs 2
+	$(BIN)/python bench/checklists.py --db $(BENCH_DB) --tier hurricane --runs 2
 
 clean:
 	-$(BIN)/gridgis db down
