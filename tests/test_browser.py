@@ -208,6 +208,21 @@ def test_grid_head_works_the_checklist_on_a_phone(server: str, browser_page: Pag
             f"document.querySelector('#item-{transfer} .gridgis-msg')?.textContent"
             ".includes('已被他人更新')", timeout=10_000)
         assert page.get_attribute(f"#item-{transfer}", "data-state") == "in_progress"
+        household = page.locator(f"#item-{transfer}")
+        household.locator("input").fill("")  # a head-count left empty is not "nobody"
+        household.locator("button", has_text="已离家").tap()
+        page.wait_for_function(f"document.querySelector('#item-{transfer} .gridgis-msg')"
+                               "?.textContent.includes('人数请填')", timeout=5_000)
+        household.locator("button", has_text="换避护场所").tap()  # nearest with room
+        household.locator(".gridgis-pick select").wait_for(timeout=5_000)
+        moved_to = household.locator(".gridgis-pick option").nth(1).get_attribute("value")
+        household.locator(".gridgis-pick select").select_option(index=1)
+        page.wait_for_function(f"document.querySelector('#item-{transfer} .gridgis-msg')"
+                               "?.textContent.includes('已保存')", timeout=5_000)
+        page.once("dialog", lambda dialog: dialog.accept("邻居开车送"))
+        page.locator(f"#item-{transfer} button", has_text="备注").tap()
+        page.wait_for_function(f"document.querySelector('#item-{transfer} .gridgis-by')"
+                               "?.textContent.includes('邻居开车送')", timeout=5_000)
         page.screenshot(path=output_dir / "grid-head-phone-item.png")
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=output_dir / "grid-head-phone.png")
@@ -221,7 +236,12 @@ def test_grid_head_works_the_checklist_on_a_phone(server: str, browser_page: Pag
                 "SELECT count(*) FROM audit_log a JOIN app_user u ON u.id = a.app_user_id "
                 "WHERE u.username = 'phone_head'")).scalar_one()
         assert [tuple(row[1:]) for row in state] == [("done", None, 2, 1),
-                                                     ("in_progress", "to_transfer", 2, 0)]
+                                                     ("in_progress", "to_transfer", 4, 2)]
+        with engine.connect() as conn:
+            shelter = conn.execute(text(
+                "SELECT s.code FROM checklist_item i JOIN shelter s ON s.id = i.shelter_id "
+                "WHERE i.id = :t"), {"t": transfer}).scalar_one()
+        assert shelter == moved_to
         assert audited >= 1
         assert [u for u in requests if not u.startswith(server)] == []
         # Chromium logs every 4xx answer; the stale tap's 412 is the one expected

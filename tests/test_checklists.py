@@ -128,6 +128,11 @@ def test_a_transfer_is_worked_through_to_the_shelter(client: TestClient, session
                            {"s": item["shelter_id"]}).scalar_one() == occupancy + item["people"]
     back = client.patch(url, json={"stage": "left_home"}, headers={**head, "If-Match": '"3"'})
     assert back.status_code == 422  # forward only
+    recount = client.patch(url, json={"head_count": item["people"] - 1},
+                           headers={**head, "If-Match": '"3"'})
+    assert recount.status_code == 422  # the shelter counted them: no head-count edits now
+    assert session.execute(text("SELECT occupancy FROM shelter WHERE id = :s"),
+                           {"s": item["shelter_id"]}).scalar_one() == occupancy + item["people"]
     events = session.execute(text("SELECT stage FROM checklist_event WHERE item_id = :i "
                                   "ORDER BY id"), {"i": item["id"]}).scalars().all()
     assert events == ["left_home", "checked_in"]
@@ -306,3 +311,55 @@ def test_two_makers_never_make_the_same_checklist(engine: Engine) -> None:
         assert items > 0
     finally:
         delete_warning(engine, incoming.identifier)
+
+
+def test_an_update_remakes_the_checklist_and_keeps_its_work(
+        client: TestClient, session: Session, login: Login) -> None:
+    """A CAP update that changes the level re-makes the grid's checklist: nothing is lost or
+    doubled, work done stays, and items whose content did not change keep their version."""
+    grid = busiest_grid(session)
+    command = login("cl-cc-up", "command")
+    ring = session.execute(text(
+        "SELECT string_agg(ST_Y(p.geom) || ',' || ST_X(p.geom), ' ' ORDER BY p.path) FROM "
+        "grid g, ST_DumpPoints(ST_ExteriorRing(ST_GeometryN(ST_Buffer(g.boundary, -0.0002), 1)))"
+        " p WHERE g.code = :g"), {"g": grid}).scalar_one()
+
+    def cap(identifier: str, kind: str, severity: str, references: str = "") -> bytes:
+        return f"""<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+<identifier>{identifier}</identifier><sender>test</sender>
+<sent>2026-09-06T10:00:00+08:00</sent><status>Actual</status><msgType>{kind}</msgType>
+<scope>Public</scope>{references}<info><category>Met</category><event>台风</event>
+<urgency>Immediate</urgency><severity>{severity}</severity><certainty>Likely</certainty>
+<area><areaDesc>网格</areaDesc><polygon>{ring}</polygon></area></info></alert>""".encode()
+
+    first = client.post("/api/warnings", headers={**command, **XML},
+                        content=cap("cl-up-1", "Alert", "Moderate"))
+    assert first.status_code == 200, first.text
+    checklist_id = session.execute(text(
+        "SELECT c.id FROM checklist c JOIN alert a ON a.id = c.alert_id JOIN grid g "
+        "ON g.id = c.grid_id JOIN warning w ON w.id = a.warning_id "
+        "WHERE w.identifier = 'cl-up-1' AND g.code = :g"), {"g": grid}).scalar_one()
+    before = {row["id"]: row for row in session.execute(text(
+        "SELECT id, kind, version FROM checklist_item WHERE checklist_id = :c"),
+        {"c": checklist_id}).mappings()}
+    head = login("cl-head-up", "grid_head", [grid])
+    inspect = next(i for i in before.values() if i["kind"] == "inspect")
+    done = client.patch(f"/api/checklists/items/{inspect['id']}", json={"state": "done"},
+                        headers={**head, "If-Match": '"1"'})
+    assert done.status_code == 200, done.text
+    update = client.post("/api/warnings", headers={**command, **XML}, content=cap(
+        "cl-up-2", "Update", "Extreme",
+        "<references>test,cl-up-1,2026-09-06T10:00:00+08:00</references>"))
+    assert update.status_code == 200 and update.json()["changed"] >= 1, update.text
+    after = session.execute(text(
+        "SELECT c.made_at, c.alert_id, (SELECT w.identifier FROM alert a JOIN warning w "
+        "ON w.id = a.warning_id WHERE a.id = c.alert_id) FROM checklist c WHERE c.id = :c"),
+        {"c": checklist_id}).one()
+    assert after.made_at is not None and after[2] == "cl-up-2"  # the same checklist, re-made
+    items_now = {row["id"]: row for row in session.execute(text(
+        "SELECT id, state, version FROM checklist_item WHERE checklist_id = :c"),
+        {"c": checklist_id}).mappings()}
+    assert set(items_now) == set(before)  # same tier: nothing added, nothing doubled
+    assert items_now[inspect["id"]]["state"] == "done"
+    assert all(items_now[i]["version"] == before[i]["version"]
+               for i in before if i != inspect["id"])

@@ -98,3 +98,42 @@ def test_the_report_is_for_the_command_centre(client: TestClient, session: Sessi
     assert f'href="/reports/{identifier}"' in listed.text
     anonymous = client.get(f"/reports/{identifier}", follow_redirects=False)
     assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
+
+
+def test_lateness_counts_the_stand_down_and_the_first_finish(
+        client: TestClient, session: Session, login: Login) -> None:
+    """A checklist stood down before its due time is not late; one still open past it is."""
+    identifier, _, _ = reported_warning(client, session, login)
+    command = login("rp-cc4", "command")
+
+    def late(due_minutes: int, closed_minutes: int | None) -> str:
+        session.execute(text(
+            "UPDATE checklist SET due_at = :due, closed_at = :closed, state = CASE WHEN "
+            "CAST(:closed AS timestamptz) IS NULL THEN 'open' ELSE 'stood_down' END "
+            "WHERE alert_id IN (SELECT a.id FROM alert a JOIN warning w "
+            "ON w.id = a.warning_id WHERE w.identifier = :w)"),
+            {"due": T0 + timedelta(minutes=due_minutes), "w": identifier,
+             "closed": None if closed_minutes is None else T0 + timedelta(minutes=closed_minutes)})
+        session.commit()
+        answer = client.get(f"/api/warnings/{identifier}/report.csv", headers=command)
+        (row,) = list(csv.DictReader(io.StringIO(answer.text.lstrip("\ufeff"))))
+        return row["late"]
+
+    assert late(due_minutes=60, closed_minutes=45) == "False"  # stood down in time
+    assert late(due_minutes=60, closed_minutes=90) == "True"  # stood down after its due time
+    assert late(due_minutes=60, closed_minutes=None) == "True"  # open, and T0 + 1 h is past
+
+
+def test_a_warning_named_in_chinese_downloads(client: TestClient, session: Session,
+                                               login: Login) -> None:
+    session.execute(text(
+        "INSERT INTO warning (identifier, sender, sent, source, msg_type, status, level, "
+        "level_rank, event) VALUES ('台风演练-1', 'test', now(), 'cap', 'alert', 'exercise', "
+        "'red', 4, '台风')"))
+    session.commit()
+    answer = client.get("/api/warnings/台风演练-1/report.html",
+                        headers=login("rp-cc5", "command"))
+    assert answer.status_code == 200, answer.text
+    disposition = answer.headers["content-disposition"]
+    assert 'filename="report-____-1.html"' in disposition
+    assert "filename*=UTF-8''report-%E5%8F%B0" in disposition

@@ -109,13 +109,14 @@ def list_items(session: Session, user: AppUser, checklist_id: int) -> list[ItemO
 
 
 def progress(session: Session, user: AppUser, warning: str | None, grid: str | None,
-             limit: int) -> list[ChecklistProgress]:
+             limit: int, state: str | None = None) -> list[ChecklistProgress]:
     """Return checklists with progress, soonest due first (a grid team: its own grids)."""
     auth.require_role(user, *READ_ROLES)
     grids = (sorted(auth.grid_ids_of(session, user)) if user.role in auth.GRID_ROLES
              else None)
     rows = session.execute(text(targeting.sql_file("checklist_progress")), {
-        "warning": warning, "grid": grid, "grids": grids, "limit": limit}).mappings()
+        "warning": warning, "grid": grid, "grids": grids, "state": state,
+        "limit": limit}).mappings()
     return [ChecklistProgress(**row) for row in rows]
 
 
@@ -176,6 +177,9 @@ def _item_and_checklist(session: Session, user: AppUser, item_id: int, roles: tu
 def _check_head_count(item: ChecklistItem, head_count: int) -> None:
     if item.kind != "transfer":
         raise InvalidInput(f"a head-count is for transfers, not {item.kind} items")
+    if item.stage in ("checked_in", "checked_out") and head_count != item.head_count:
+        raise InvalidInput(f"the household is {item.stage.replace('_', ' ')} with "
+                           f"{item.head_count} people: the shelter counted them so")
     if head_count > item.household_size:
         raise InvalidInput(f"head-count {head_count} is more than the household's "
                            f"{item.household_size} people")
@@ -200,7 +204,8 @@ def _advance(session: Session, item: ChecklistItem, stage: str, head_count: int 
         raise InvalidInput(f"a transfer goes forward: {item.stage} cannot become {stage}")
     if to == now:
         return
-    count = head_count if head_count is not None else (item.head_count or item.people)
+    count = head_count if head_count is not None else (
+        item.head_count if item.head_count is not None else item.people)
     if stage == "checked_in":
         if item.shelter_id is None:
             raise InvalidInput("check in at a shelter: give one (shelter) first")

@@ -2,7 +2,7 @@
 past moment, or as a time series), one checklist's items in order of urgency, and one item
 read (ETag) and changed (If-Match)."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime
@@ -21,10 +21,11 @@ Warning = Annotated[str, Query(min_length=1, max_length=200,
 @router.get("", response_model=list[checklist_items.ChecklistProgress])
 def list_checklists(session: SessionDep, user: CurrentUser, warning: str | None = None,
                     grid: str | None = None,
+                    state: Literal["open", "closed", "stood_down"] | None = None,
                     limit: Annotated[int, Query(ge=1, le=20000)] = 5000
                     ) -> list[checklist_items.ChecklistProgress]:
     """Checklists with progress, soonest due first (a grid team: its own grids)."""
-    return checklist_items.progress(session, user, warning, grid, limit)
+    return checklist_items.progress(session, user, warning, grid, limit, state)
 
 
 @router.get("/rollup", response_model=list[rollup.UnitProgress])

@@ -109,8 +109,12 @@ WHERE c.made_at IS NULL AND c.state = 'open'
       WHERE w.identifier = :warning))
   AND c.created_at <= now() - make_interval(secs => :older_than_s)
 ORDER BY c.due_at NULLS LAST, c.id
+LIMIT :limit
 FOR UPDATE OF c SKIP LOCKED
 """)
+# Shelters are allocated by one maker at a time (a transaction-scoped advisory lock): two
+# makers locking overlapping sets of shelters in two passes could otherwise deadlock.
+ALLOCATION_LOCK_SQL = text("SELECT pg_advisory_xact_lock(7324001)")
 MADE_SQL = text("UPDATE checklist SET made_at = now() WHERE alert_id = ANY(:alert_ids)")
 STAND_DOWN_SQL = text("""
 UPDATE checklist SET state = 'stood_down', closed_at = now()
@@ -161,11 +165,13 @@ def open_checklists(session: Session, alert_ids: list[int]) -> None:
                                    "margin_minutes": get_settings().checklist_margin_minutes})
 
 
-def make_items(session: Session, warning: str | None = None, older_than_s: float = 0) -> int:
+def make_items(session: Session, warning: str | None = None, older_than_s: float = 0,
+               limit: int | None = None) -> int:
     """Make the items of the open checklists still waiting for them (of ``warning``'s
-    alerts, or all; opened at least ``older_than_s`` ago), give their households shelters,
-    and mark them made; return how many checklists. The caller commits."""
-    made = list(session.scalars(TO_MAKE_SQL, {"warning": warning,
+    alerts, or all; opened at least ``older_than_s`` ago; at most ``limit``), give their
+    households shelters, and mark them made; return how many checklists. The caller
+    commits."""
+    made = list(session.scalars(TO_MAKE_SQL, {"warning": warning, "limit": limit,
                                               "older_than_s": older_than_s}))
     if not made:
         return 0
@@ -181,6 +187,7 @@ def allocate_shelters(session: Session, alert_ids: list[int]) -> int:
     """Give each household to move without a shelter the nearest one with room that meets
     its needs; return how many households got one. The few nearest shelters are tried for
     everyone first; households whose few are full try many more in a second pass."""
+    session.execute(ALLOCATION_LOCK_SQL)
     placed = sum(_allocate(session, alert_ids, candidates) for candidates in CANDIDATES)
     if placed:
         session.execute(OPEN_ASSIGNED_SQL, {"alert_ids": alert_ids})

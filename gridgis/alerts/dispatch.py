@@ -59,6 +59,7 @@ FEED_BATCH = 200  # feed rows sent and marked in one transaction
 ERROR_CHARS = 500
 ESCALATE_EVERY_S = 1.0  # how often overdue acknowledgements are looked for
 MAKE_EVERY_S = 30.0  # how often checklists left without items (a request died) are made
+MAKE_AT_ONCE = 500  # checklists a sweep makes, at most
 
 # The dispatcher's own writes need not wait for the WAL flush: a database crash that forgets a
 # claim or a mark only makes a message go out again, and its receiver drops the repeat.
@@ -274,14 +275,15 @@ def run_dispatcher(config: Settings | None = None, *, once: bool = False,
         run = _Run(config, engine, senders, limits, stop)
         pending: set[Future[list[Outcome]]] = set()
         escalate_at = make_at = 0.0
+        sweep: Future[int] | None = None  # making waiting checklists, beside the sends
         while not stop.is_set():
             if len(pending) <= config.dispatch_concurrency:
                 try:
                     if time.monotonic() >= escalate_at:
                         escalate_due(engine, config)
                         escalate_at = time.monotonic() + ESCALATE_EVERY_S
-                    if time.monotonic() >= make_at:
-                        make_waiting_checklists(engine)
+                    if time.monotonic() >= make_at and (sweep is None or sweep.done()):
+                        sweep = pool.submit(make_waiting_checklists, engine)
                         make_at = time.monotonic() + MAKE_EVERY_S
                     if "feed" in names and (batch := claim(engine, config, FEED_BATCH, ["feed"])):
                         pending.add(pool.submit(_task, run, batch))
@@ -306,10 +308,16 @@ def run_dispatcher(config: Settings | None = None, *, once: bool = False,
 
 def make_waiting_checklists(engine: Engine) -> int:
     """Make the checklists whose items the request that opened them did not make (it died
-    after committing the alerts); return how many."""
-    with Session(engine) as session:
-        made = checklists.make_items(session, older_than_s=MAKE_EVERY_S)
-        session.commit()
+    after committing the alerts, or failed); return how many. Never raises: the sends go
+    on whatever happens here."""
+    try:
+        with Session(engine) as session:
+            made = checklists.make_items(session, older_than_s=MAKE_EVERY_S,
+                                         limit=MAKE_AT_ONCE)
+            session.commit()
+    except Exception:  # logged; the next sweep tries again
+        log.exception("making waiting checklists failed; trying again in %.0f s", MAKE_EVERY_S)
+        return 0
     if made:
         log.warning("made the items of %d checklists left waiting", made)
     return made

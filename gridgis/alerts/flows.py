@@ -8,6 +8,7 @@ longer reached are stood down. A Cancel stands down every grid of the chain. A d
 the same inside a savepoint and rolls it back, so it reports exactly what a real run writes.
 """
 
+import logging
 from dataclasses import dataclass
 
 from geoalchemy2.shape import from_shape
@@ -19,6 +20,8 @@ from gridgis.alerts import checklists, intake, schemas, targeting
 from gridgis.alerts.models import Alert, Warning, WarningArea
 from gridgis.errors import Conflict, InvalidInput
 from gridgis.models import AppUser
+
+log = logging.getLogger(__name__)
 
 ISSUER_ROLES = ("command", "admin")
 
@@ -72,12 +75,21 @@ def issue(session: Session, user: AppUser | None, incoming: intake.Incoming,
 def issue_committed(session: Session, user: AppUser | None, incoming: intake.Incoming,
                     min_share: float = 0.0, dry_run: bool = False) -> schemas.IssueResult:
     """Issue a warning and commit it, then make its checklists' items and commit those: the
-    alerts and their messages go out before the slower checklist work is done."""
+    alerts and their messages go out before the slower checklist work is done. The warning
+    is accepted once the first commit is done: a failure making the items is logged and
+    said in the result (the dispatcher's sweep makes them), never an error, for a retried
+    warning would be refused as received already, or sent twice."""
     result = issue(session, user, incoming, min_share=min_share, dry_run=dry_run)
     session.commit()
     if result.identifier:
-        checklists.make_items(session, result.identifier)
-        session.commit()
+        try:
+            checklists.make_items(session, result.identifier)
+            session.commit()
+        except Exception:  # the warning stands whatever happens here
+            session.rollback()
+            log.exception("checklist items of %s not made; the dispatcher will make them",
+                          result.identifier)
+            result.checklists_made = False
     return result
 
 

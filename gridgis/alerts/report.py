@@ -67,9 +67,9 @@ SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (
 """)
 CSV_COLUMNS = ("grid", "grid_name", "community", "street", "tier", "alert_state", "alerted_at",
                "told_at", "acknowledged_at", "minutes_to_acknowledge", "escalation_level",
-               "gale_eta", "checklist_state", "due_at", "items", "finished", "unable",
-               "to_contact", "contacted", "to_transfer", "on_the_way", "transferred",
-               "unplaced", "worked_through_at", "late")
+               "gale_eta", "checklist_state", "due_at", "closed_at", "items", "finished",
+               "unable", "to_contact", "contacted", "to_transfer", "on_the_way",
+               "transferred", "unplaced", "worked_through_at", "late")
 
 
 @dataclass
@@ -150,8 +150,10 @@ def _with_lateness(row: dict[str, Any]) -> dict[str, Any]:
     due, done = row["due_at"], row["worked_through_at"]
     if due is None or not row["items"]:
         row["late"] = False
-    else:  # worked through after its due time, or still not when it is past
-        row["late"] = done > due if done else datetime.now(UTC) > due
+    elif done:  # worked through after its due time
+        row["late"] = done > due
+    else:  # not worked through by its due time, or by its stand-down before it
+        row["late"] = (row["closed_at"] or datetime.now(UTC)) > due
     return row
 
 

@@ -71,5 +71,8 @@ def report_page(session: SessionDep, user: OptionalUser, identifier: Identifier)
 
 
 def _attachment(identifier: str, extension: str) -> str:
-    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in identifier)
-    return f'attachment; filename="report-{name}.{extension}"'
+    """A download name: ASCII for every browser, the identifier as it is in ``filename*``."""
+    plain = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_"
+                    for c in identifier)
+    return (f'attachment; filename="report-{plain}.{extension}"; '
+            f"filename*=UTF-8''report-{quote(identifier, safe='')}.{extension}")

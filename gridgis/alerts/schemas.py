@@ -43,5 +43,8 @@ class IssueResult(BaseModel):
     changed: int = 0  # still reached, with another tier or gale ETA
     unchanged: int = 0
     stood_down: int = 0
+    # False when the checklists' items could not be made right after the alerts (they were
+    # committed and are going out): the dispatcher makes them within a minute.
+    checklists_made: bool = True
     targets: list[TargetOut]
     message: str

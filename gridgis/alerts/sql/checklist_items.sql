@@ -45,8 +45,11 @@ GROUP BY h.checklist_id, h.household_code
 HAVING bool_or(m.moves)
 ON CONFLICT ON CONSTRAINT uq_checklist_item_subject DO UPDATE
 SET people = greatest(checklist_item.people, EXCLUDED.people), needs = EXCLUDED.needs,
-    household_size = EXCLUDED.household_size
-WHERE checklist_item.stage = 'to_transfer';
+    household_size = EXCLUDED.household_size, version = checklist_item.version + 1,
+    updated_at = now()
+WHERE checklist_item.stage = 'to_transfer'  -- a new version only when something changed
+  AND (checklist_item.people < EXCLUDED.people OR checklist_item.needs <> EXCLUDED.needs
+       OR checklist_item.household_size <> EXCLUDED.household_size);
 
 -- People to call: residents with a listed vulnerability.
 WITH rule AS MATERIALIZED (

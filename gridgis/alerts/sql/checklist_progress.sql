@@ -22,6 +22,7 @@ LEFT JOIN checklist_item i ON i.checklist_id = c.id
 WHERE (CAST(:warning AS text) IS NULL
        OR a.warning_id IN (SELECT warning_id FROM warning_chain(:warning)))
   AND (CAST(:grid AS text) IS NULL OR g.code = :grid)
+  AND (CAST(:state AS text) IS NULL OR c.state = :state)
   AND (CAST(:grids AS int[]) IS NULL OR c.grid_id = ANY(:grids))
 GROUP BY c.id, g.code, w.identifier
 ORDER BY c.due_at NULLS LAST, g.code

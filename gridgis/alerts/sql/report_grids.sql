@@ -27,8 +27,14 @@ SELECT g.code AS grid, g.name AS grid_name, cu.code AS community, st.code AS str
        coalesce(n.unable, 0) AS unable, coalesce(n.to_contact, 0) AS to_contact,
        coalesce(n.contacted, 0) AS contacted, coalesce(n.to_transfer, 0) AS to_transfer,
        coalesce(n.on_the_way, 0) AS on_the_way, coalesce(n.transferred, 0) AS transferred,
+       c.closed_at,
+       -- worked through: when the last item first reached done, not needed or unable
        CASE WHEN n.items > 0 AND n.finished + n.unable = n.items
-            THEN (SELECT max(e.at) FROM checklist_event e WHERE e.checklist_id = c.id)
+            THEN (SELECT max(first_end) FROM (
+                      SELECT min(e.at) AS first_end FROM checklist_event e
+                      WHERE e.checklist_id = c.id
+                        AND e.state IN ('done', 'not_needed', 'unable')
+                      GROUP BY e.item_id) ends)
        END AS worked_through_at
 FROM alert a
 JOIN warning_chain(:warning) chain ON chain.warning_id = a.warning_id

@@ -28,22 +28,65 @@ window.gridgis.checklistPage = (map, root, api, refreshMs = 30000) => {
     headers: {"Content-Type": "application/json", "X-Requested-With": "gridgis",
               "If-Match": `"${item.version}"`}});
 
-  // What a worker can do with an item now: [label, change, asks for a reason].
+  // What a worker can do with an item now: a label and the change, and whether it asks for
+  // a reason, takes the head-count, picks a shelter or writes a note.
   const actions = (item) => {
     if (page.checklist.state !== "open") return [];
+    const note = {label: "备注", note: true};
     if (item.kind === "transfer") {
+      const move = {label: "换避护场所", pick: true};
       if (item.stage === "to_transfer" && OPEN.includes(item.state)) {
-        return [["已离家", {stage: "left_home"}, false, true], ["无需转移", {state: "not_needed"}],
-                ["无法转移", {state: "unable"}, true]];
+        return [{label: "已离家", change: {stage: "left_home"}, count: true}, move,
+                {label: "无需转移", change: {state: "not_needed"}},
+                {label: "无法转移", change: {state: "unable"}, reason: true}, note];
       }
-      if (item.stage === "left_home") return [["已入住", {stage: "checked_in"}]];
-      return [];
+      if (item.stage === "left_home") {
+        return [{label: "已入住", change: {stage: "checked_in"}}, move, note];
+      }
+      if (item.stage === "checked_in") {
+        return [{label: "已离开避护场所", change: {stage: "checked_out"}}, note];
+      }
+      return [note];
     }
-    if (!OPEN.includes(item.state)) return [];
+    if (!OPEN.includes(item.state)) return [note];
     const done = {contact: "已联系", inspect: "已排查", open_shelter: "已开放",
                   staff_station: "已到岗"}[item.kind];
     const unable = item.kind === "contact" ? "联系不上" : "无法完成";
-    return [[done, {state: "done"}], [unable, {state: "unable"}, true]];
+    return [{label: done, change: {state: "done"}},
+            {label: unable, change: {state: "unable"}, reason: true}, note];
+  };
+
+  // Shelters with room for a household, nearest first (great-circle metres from its home).
+  const metres = (a, b) => {
+    const rad = Math.PI / 180;
+    const dLat = (b[1] - a[1]) * rad;
+    const dLon = (b[0] - a[0]) * rad;
+    const h = Math.sin(dLat / 2) ** 2
+      + Math.cos(a[1] * rad) * Math.cos(b[1] * rad) * Math.sin(dLon / 2) ** 2;
+    return 2 * 6371008.8 * Math.asin(Math.sqrt(h));
+  };
+  const sheltersFor = async (item) => {
+    const shelters = await getJSON(`${api}/shelters?limit=5000`);  // their room now
+    const home = [item.lon, item.lat];
+    return shelters.features
+      .filter(({properties: s}) => s.code !== item.shelter
+        && s.capacity - s.occupancy >= item.people
+        && (!item.needs.includes("wheelchair") || s.wheelchair_access)
+        && (!item.needs.includes("medical") || s.medical))
+      .map((f) => ({...f.properties, metres: metres(home, f.geometry.coordinates)}))
+      .sort((a, b) => a.metres - b.metres)
+      .slice(0, 8);
+  };
+  const pickShelter = async (item) => {
+    const box = document.querySelector(`#item-${item.id} .gridgis-pick`);
+    const choices = await sheltersFor(item);
+    if (!choices.length) { say(item.id, "附近没有空位的避护场所，请联系社区", "gridgis-warn"); return; }
+    box.innerHTML = `<select><option value="">选择避护场所…</option>${choices.map((s) =>
+      `<option value="${esc(s.code)}">${esc(s.name)} · 空位 ${s.capacity - s.occupancy}`
+      + ` · ${Math.round(s.metres)} 米</option>`).join("")}</select>`;
+    box.querySelector("select").addEventListener("change", (event) => {
+      if (event.target.value) save(item, {shelter: event.target.value}, "换避护场所");
+    });
   };
 
   const subject = (item) => {
@@ -78,9 +121,9 @@ window.gridgis.checklistPage = (map, root, api, refreshMs = 30000) => {
   const card = (item) => {
     const status = item.kind === "transfer" && item.state !== "not_needed"
       && item.state !== "unable" ? STAGES[item.stage] : STATES[item.state];
-    const buttons = actions(item).map(([label], i) =>
+    const buttons = actions(item).map(({label}, i) =>
       `<button type="button" data-action="${i}">${esc(label)}</button>`).join("");
-    const count = actions(item).some((a) => a[3])
+    const count = actions(item).some((a) => a.count)
       ? `<label>人数 <input type="number" min="0" max="${item.household_size}"
            value="${item.head_count ?? item.people}" inputmode="numeric"></label>` : "";
     return `<article class="gridgis-item" id="item-${item.id}" data-id="${item.id}"
@@ -90,6 +133,7 @@ window.gridgis.checklistPage = (map, root, api, refreshMs = 30000) => {
       <div class="gridgis-subject">${subject(item)}</div>
       ${item.reason ? `<div class="gridgis-reason">原因：${esc(item.reason)}</div>` : ""}
       <div class="gridgis-actions">${count}${buttons}</div>
+      <div class="gridgis-pick"></div>
       ${byline(item)}
       <div class="gridgis-msg" role="status"></div>
     </article>`;
@@ -147,17 +191,7 @@ window.gridgis.checklistPage = (map, root, api, refreshMs = 30000) => {
     if (message) say(item.id, message, kind);
   };
 
-  const act = async (item, index) => {
-    const [label, change, needsReason, withCount] = actions(item)[index];
-    const body = {...change};
-    if (needsReason) {
-      const reason = window.prompt(`${label}：请写明原因`);
-      if (!reason) return;
-      body.reason = reason;
-    }
-    if (withCount) {
-      body.head_count = Number(document.querySelector(`#item-${item.id} input`).value);
-    }
+  const save = async (item, body, label) => {
     say(item.id, "正在保存…");
     try {
       const answer = await patch(item, body);
@@ -169,6 +203,28 @@ window.gridgis.checklistPage = (map, root, api, refreshMs = 30000) => {
     } catch (error) {
       say(item.id, `未保存（网络）：${error.message}`, "gridgis-warn");
     }
+  };
+
+  const act = async (item, index) => {
+    const action = actions(item)[index];
+    if (action.pick) { await pickShelter(item); return; }
+    const body = {...action.change};
+    if (action.reason || action.note) {
+      const text = window.prompt(action.note ? "备注" : `${action.label}：请写明原因`,
+                                 action.note ? item.note || "" : "");
+      if (!text) return;
+      body[action.note ? "note" : "reason"] = text;
+    }
+    if (action.count) {
+      const typed = document.querySelector(`#item-${item.id} input`).value.trim();
+      const count = Number(typed);
+      if (typed === "" || !Number.isInteger(count) || count < 0 || count > item.household_size) {
+        say(item.id, `人数请填 0 到 ${item.household_size}`, "gridgis-warn");
+        return;
+      }
+      body.head_count = count;
+    }
+    await save(item, body, action.label);
   };
 
   root.addEventListener("click", (event) => {
@@ -193,6 +249,8 @@ window.gridgis.checklistPage = (map, root, api, refreshMs = 30000) => {
   });
 
   const loadPeople = async (grid) => {
+    page.people.clear();
+    page.households.clear();
     try {  // names and phones: only a grid's own team gets them (an audited read)
       const people = await getJSON(`${api}/residents?within=${encodeURIComponent(grid)}&limit=5000`);
       for (const {properties: p} of people.features) {
@@ -240,8 +298,7 @@ window.gridgis.checklistPage = (map, root, api, refreshMs = 30000) => {
 
   const load = async (first) => {
     try {
-      const lists = (await getJSON(`${api}/checklists?limit=200`))
-        .filter((c) => c.state === "open" || String(c.id) === wanted());
+      const lists = await getJSON(`${api}/checklists?state=open&limit=200`);
       const picked = lists.find((c) => String(c.id) === wanted())
         || (lists.length === 1 ? lists[0] : null);
       if (picked) await open(picked, first || page.checklist?.id !== picked.id);
