@@ -1,6 +1,7 @@
 """Evacuation checklists: made with the alert from the data and the rules, shelters allocated,
 items worked from the API with versions, stood down with the warning."""
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -363,3 +364,38 @@ def test_an_update_remakes_the_checklist_and_keeps_its_work(
     assert items_now[inspect["id"]]["state"] == "done"
     assert all(items_now[i]["version"] == before[i]["version"]
                for i in before if i != inspect["id"])
+
+
+def test_a_failure_making_items_never_refuses_an_accepted_warning(
+        client: TestClient, session: Session, login: Login, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The alerts are committed first; when the items then cannot be made (here: the rules
+    file is broken), the warning is still accepted, said so, and the items follow later."""
+    from gridgis.settings import get_settings
+
+    broken = tmp_path / "rules.toml"
+    broken.write_text("[tier.area]\ncontact = 3\n", encoding="utf-8")
+    monkeypatch.setenv("GRIDGIS_CHECKLIST_RULES", str(broken))
+    get_settings.cache_clear()
+    checklists.load_rules.cache_clear()
+    try:
+        grid = busiest_grid(session)
+        area = session.execute(text(
+            "SELECT ST_AsGeoJSON(ST_Buffer(boundary, -0.0002), 7) FROM grid WHERE code = :g"),
+            {"g": grid}).scalar_one()
+        answer = client.post("/api/warnings", json={"area": json.loads(area), "level": "red"},
+                             headers=login("cl-cc-broken", "command"))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["checklists_made"] is False and answer.json()["grids"] >= 1
+    finally:
+        monkeypatch.delenv("GRIDGIS_CHECKLIST_RULES")
+        get_settings.cache_clear()
+        checklists.load_rules.cache_clear()
+    identifier = answer.json()["identifier"]
+    waiting = session.execute(text(
+        "SELECT count(*) FILTER (WHERE c.made_at IS NULL), count(o.id) FROM alert a "
+        "JOIN warning w ON w.id = a.warning_id JOIN checklist c ON c.alert_id = a.id "
+        "LEFT JOIN outbox o ON o.alert_id = a.id WHERE w.identifier = :w"),
+        {"w": identifier}).one()
+    assert waiting[0] >= 1 and waiting[1] >= 1  # alerts and messages in, items to come
+    assert checklists.make_items(session, identifier) >= 1
