@@ -15,6 +15,7 @@ from gridgis.layers import edit_router, files_router, ogc_router, tiles_router
 from gridgis.layers import router as layers_router
 from gridgis.maps import assets
 from gridgis.maps import router as maps_router
+from gridgis.planning import router as planning_router
 from gridgis.settings import get_settings
 
 
@@ -34,6 +35,7 @@ def create_app() -> FastAPI:
     app.include_router(feed_router.router)
     app.include_router(checklist_router.router)
     app.include_router(report_router.router)
+    app.include_router(planning_router.router)
     app.include_router(maps_router.router)
     app.add_exception_handler(GridGisError, domain_error)  # type: ignore[arg-type]
     mount_assets(app, settings.assets_dir)
@@ -48,6 +50,8 @@ async def domain_error(request: Request, exc: GridGisError) -> JSONResponse:
     body: dict[str, object] = {"detail": str(exc)}
     if isinstance(exc, StaleVersion):
         body["current"] = exc.current  # what the row holds now, to redo the edit on
+    if findings := getattr(exc, "findings", None):
+        body["findings"] = findings  # what is wrong, where (planning: with the geometry)
     return JSONResponse(body, status_code=status, headers=headers)
 
 

@@ -6,7 +6,8 @@ from sqlalchemy import create_engine, pool, text
 
 import gridgis.alerts.checklist_models
 import gridgis.alerts.models
-import gridgis.layers.models  # noqa: F401  (registers the layer tables)
+import gridgis.layers.models
+import gridgis.planning.models  # noqa: F401  (planning tables)
 from gridgis.db import database_url
 from gridgis.models import Base
 

@@ -156,8 +156,8 @@ def _insert_alerts(session: Session, warning_id: int,
              "v": t.vulnerable} for t in targets]
     session.execute(text(
         "INSERT INTO alert (warning_id, grid_id, tier, gale_eta, coverage, buildings, "
-        "risky_buildings, residents, vulnerable) VALUES (:w, :g, :tier, :eta, :share, :b, :rb, "
-        ":r, :v)"), rows)
+        "risky_buildings, residents, vulnerable, grid_version) VALUES (:w, :g, :tier, :eta, "
+        ":share, :b, :rb, :r, :v, (SELECT version FROM grid WHERE id = :g))"), rows)
     return list(session.scalars(select(Alert.id).where(
         Alert.warning_id == warning_id, Alert.grid_id.in_([t.grid_id for t in targets]))))
 

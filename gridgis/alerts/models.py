@@ -120,6 +120,9 @@ class Alert(Base):
     ack_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     escalation_level: Mapped[int] = mapped_column(Integer, server_default="0")
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The grid's version (grid_version) when the alert was made: its boundary stays readable
+    # whatever planning publishes later.
+    grid_version: Mapped[int | None] = mapped_column(Integer)
 
 
 class Outbox(Base):

@@ -71,8 +71,9 @@ def create_alerts(session: Session, warning_id: int, min_share: float = 0.0) -> 
     """Write an alert per reached grid and its outbox rows; return the alert ids."""
     alert_ids = list(session.scalars(text(
         "INSERT INTO alert (warning_id, grid_id, tier, gale_eta, coverage, buildings, "
-        "risky_buildings, residents, vulnerable) SELECT :warning_id, grid_id, tier, gale_eta, "
-        "share, buildings, risky_buildings, residents, vulnerable FROM (" + target_sql()
+        "risky_buildings, residents, vulnerable, grid_version) SELECT :warning_id, grid_id, "
+        "tier, gale_eta, share, buildings, risky_buildings, residents, vulnerable, "
+        "(SELECT g.version FROM grid g WHERE g.id = t.grid_id) FROM (" + target_sql()
         + ") t RETURNING id"), {"warning_id": warning_id, "min_share": min_share}))
     queue_messages(session, warning_id, alert_ids, "alert")
     return alert_ids

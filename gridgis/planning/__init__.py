@@ -1,0 +1,1 @@
+"""Boundary planning: changesets of grid operations, validated, previewed and published."""
