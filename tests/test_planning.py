@@ -4,15 +4,17 @@ refused; every version kept and readable as of any time."""
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import shapely
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from tests.checklist_helpers import drawn_over
+from tests.conftest import run_cli
 
 Login = Callable[..., dict[str, str]]
 
@@ -241,3 +243,52 @@ def test_only_planners_change_grids(client: TestClient, session: Session,
     head = login("pl-head2", "grid_head", [pair.a])
     answer = client.post("/api/changesets", json={"reason": "我想改"}, headers=head)
     assert answer.status_code == 403
+
+
+def test_a_grids_file_becomes_a_changeset(session: Session, tmp_path: Path,
+                                          login: Login) -> None:
+    """``import grids FILE --changeset``: a file's grids as operations, validated, published."""
+    from gridgis.planning import files
+
+    pair = neighbours(session)
+    login("pl-file-planner", "planner")
+    feature = {"type": "Feature", "geometry": geojson(boundary(session, pair.a)),
+               "properties": {"code": pair.a, "name": "文件里的新名字"}}
+    path = tmp_path / "grids.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}),
+                    encoding="utf-8")
+    changeset, findings = files.changeset_from_file(session, "pl-file-planner", path,
+                                                    "按文件更新", publish=True)
+    assert not [f for f in findings if f["severity"] == "error"]
+    assert changeset.state == "published"
+    assert session.execute(text("SELECT name FROM grid WHERE code = :g"),
+                           {"g": pair.a}).scalar_one() == "文件里的新名字"
+
+
+def test_a_bad_grids_file_is_refused_on_the_command_line(
+        engine: Engine, tmp_path: Path) -> None:
+    """A grid reaching into the next community: exit 1, the reason, nothing written."""
+    from gridgis import auth
+
+    with Session(engine) as session:
+        pair = neighbours(session)
+        auth.add_user(session, "pl-cli-planner", "planner", "correct horse battery", [])
+        session.commit()
+        grown = boundary(session, pair.a, 0.01)
+        counts = session.execute(text(
+            "SELECT (SELECT count(*) FROM changeset), (SELECT max(version) FROM grid "
+            "WHERE code = :g)"), {"g": pair.a}).one()
+    path = tmp_path / "grids.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": geojson(grown), "properties": {"code": pair.a}}]}),
+        encoding="utf-8")
+    done = run_cli("import", "grids", str(path), "--changeset", "--planner", "pl-cli-planner",
+                   "--reason", "扩大网格", "--publish")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "community" in done.stderr or "overlap" in done.stderr
+    without = run_cli("import", "grids", str(path))
+    assert without.returncode == 1 and "--changeset" in without.stderr
+    with Session(engine) as session:
+        assert session.execute(text(
+            "SELECT (SELECT count(*) FROM changeset), (SELECT max(version) FROM grid "
+            "WHERE code = :g)"), {"g": pair.a}).one() == counts

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from gridgis.errors import InvalidInput
+
 if TYPE_CHECKING:
     from gridgis.layers.files import ImportPlan
 
@@ -26,12 +28,27 @@ def import_layer(
                                                        "Chinese web map): convert them")] = False,
     retire_missing: Annotated[bool, typer.Option("--retire-missing", help="retire live rows "
                                                  "of the layer the file lacks")] = False,
+    changeset: Annotated[bool, typer.Option("--changeset", help="grids: as a planning "
+                                            "changeset (validated, then --publish)")] = False,
+    planner: Annotated[str | None, typer.Option(help="--changeset: the planner's "
+                                                     "username")] = None,
+    reason: Annotated[str | None, typer.Option(help="--changeset: why")] = None,
+    publish: Annotated[bool, typer.Option("--publish", help="--changeset: publish it when "
+                                                           "it validates")] = False,
 ) -> None:
-    """Import a layer file: add new codes, change changed ones; all rows or none."""
+    """Import a layer file: add new codes, change changed ones; all rows or none. Grids go
+    through planning: ``import grids FILE --changeset --planner NAME --reason WHY``."""
     from sqlalchemy.orm import Session
 
     from gridgis import db
     from gridgis.layers import files
+
+    if layer == "grids" or changeset:
+        if not (layer == "grids" and changeset and planner and reason):
+            raise InvalidInput("grids change through planning: import grids FILE --changeset "
+                               "--planner NAME --reason WHY [--publish]")
+        import_changeset(file, planner, reason, publish)
+        return
 
     with Session(db.get_engine()) as session:
         run = files.plan_import if dry_run else files.apply_import
@@ -40,6 +57,28 @@ def import_layer(
         if plan.applied:
             session.commit()
     typer.echo(describe(plan))
+
+
+def import_changeset(file: Path, planner: str, reason: str, publish: bool) -> None:
+    """A grids file as a changeset: say its findings; exit 1 when it does not validate."""
+    from sqlalchemy.orm import Session
+
+    from gridgis import db
+    from gridgis.planning import files as planning_files
+
+    with Session(db.get_engine()) as session:
+        found, findings = planning_files.changeset_from_file(session, planner, file, reason,
+                                                             publish)
+        errors = [f for f in findings if f["severity"] == "error"]
+        if not errors:  # a file that does not validate leaves nothing behind
+            session.commit()
+    done = "not kept" if errors else "published" if publish else "open"
+    typer.echo(f"changeset {found.id} ({done}): {len(findings)} findings, "
+               f"{len(errors)} errors")
+    for f in findings[:CODES_SHOWN]:
+        typer.echo(f"  {f['severity']} {f['check']} {f['grid']}: {f['message']}")
+    if errors:
+        raise InvalidInput("the file does not validate: fix it and import it again")
 
 
 def describe(plan: "ImportPlan") -> str:
