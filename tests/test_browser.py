@@ -280,3 +280,121 @@ def test_report_page_renders_offline(server: str, browser_page: Page, engine: En
         assert errors == []
     finally:
         delete_warning(engine, identifier)
+
+
+def test_planner_draws_a_split_validates_and_publishes(server: str, browser_page: Page,
+                                                       engine: Engine,
+                                                       output_dir: Path) -> None:
+    """A planner draws on /map/planner with the Draw tools: a boundary that overlaps its
+    neighbours is found out and drawn in red; a line splits a grid, previewed and published."""
+    import shapely
+
+    from gridgis import auth
+    from tests.test_planning import free_codes, neighbours
+
+    with Session(engine) as session:
+        auth.add_user(session, "map_planner", "planner", "correct horse battery", [])
+        session.commit()
+        pair = neighbours(session)
+        grid = shapely.from_wkb(session.execute(text(
+            "SELECT ST_AsBinary(boundary) FROM grid WHERE code = :g"), {"g": pair.a}).scalar_one())
+        parts = free_codes(session, pair.community, 2)
+    inside = grid.representative_point()
+    _, south, _, north = grid.bounds
+    line = shapely.LineString([(inside.x, south - 1), (inside.x, north + 1)])
+    cut = shapely.ops.split(shapely.unary_union(grid), line)
+    codes = free_codes_for(parts, len(cut.geoms))
+    requests: list[str] = []
+    errors: list[str] = []
+    browser_page.on("request", lambda r: requests.append(r.url))
+    browser_page.on("pageerror", lambda e: errors.append(str(e)))
+    answers = iter([",".join(codes)])
+    browser_page.on("dialog", lambda d: d.accept(next(answers, "")))
+    try:
+        browser_page.goto(f"{server}/login?next=/map/planner")
+        browser_page.fill("input[name=username]", "map_planner")
+        browser_page.fill("input[name=password]", "correct horse battery")
+        browser_page.click("button[type=submit]")
+        browser_page.wait_for_function("window.gridgis?.planner?.loaded === true",
+                                       timeout=15_000)
+
+        def pixel(lon: float, lat: float) -> dict[str, float]:
+            return browser_page.evaluate(
+                "([lon, lat]) => { const p = gridgis.planner.map.latLngToContainerPoint("
+                "[lat, lon]); const r = gridgis.planner.map.getContainer()"
+                ".getBoundingClientRect(); return {x: p.x + r.left, y: p.y + r.top}; }",
+                [lon, lat])
+
+        browser_page.evaluate("([s, w, n, e]) => gridgis.planner.map.fitBounds([[s, w], [n, e]])",
+                              [south - 0.002, grid.bounds[0] - 0.002, north + 0.002,
+                               grid.bounds[2] + 0.002])
+        browser_page.wait_for_timeout(500)
+        browser_page.fill(".gridgis-reason", "试一个更大的边界")
+        browser_page.click("button[data-do=open]")
+        browser_page.wait_for_selector("text=变更集 #", timeout=5_000)
+        at = pixel(inside.x, inside.y)
+        browser_page.mouse.click(at["x"], at["y"])  # select the grid
+        browser_page.wait_for_selector(f".gridgis-selected >> text={pair.a}", timeout=5_000)
+
+        def draw(tool: str, points: list[tuple[float, float]]) -> None:
+            browser_page.click(f".leaflet-draw-draw-{tool}")
+            for lon, lat in points:  # as a hand does it: move there, press, let go
+                at = pixel(lon, lat)
+                browser_page.mouse.move(at["x"], at["y"], steps=8)
+                browser_page.mouse.down()
+                browser_page.mouse.up()
+                browser_page.wait_for_timeout(300)
+            browser_page.click(".leaflet-draw-actions a[title='Finish drawing']")
+
+        west, _, east, _ = grid.bounds  # a new boundary far over the neighbours: found out
+        draw("polygon", [(west - 0.003, south), (east + 0.003, south), (inside.x, north)])
+        browser_page.wait_for_selector(f".gridgis-ops >> text=modify {pair.a}", timeout=5_000)
+        browser_page.click("button[data-do=validate]")
+        browser_page.wait_for_selector("text=校验未通过", timeout=10_000)
+        assert browser_page.evaluate("gridgis.planner.findings") > 0  # drawn in red
+        assert "overlap" in browser_page.inner_text(".gridgis-findings")
+        browser_page.click("button[data-do=close]")  # put that one aside, start again
+        browser_page.fill(".gridgis-reason", "社区拆分网格")
+        browser_page.click("button[data-do=open]")
+        browser_page.wait_for_selector("text=社区拆分网格", timeout=5_000)
+        draw("polyline", [(inside.x, north + 0.001), (inside.x, south - 0.001)])
+        browser_page.wait_for_selector(f".gridgis-ops >> text=split {pair.a}", timeout=5_000)
+        browser_page.click("button[data-do=validate]")
+        browser_page.wait_for_selector("text=校验通过", timeout=10_000)
+        browser_page.click("button[data-do=preview]")
+        browser_page.wait_for_selector(".gridgis-impact >> text=楼栋", timeout=10_000)
+        browser_page.screenshot(path=output_dir / "planner.png")
+        browser_page.click("button[data-do=publish]")
+        browser_page.wait_for_selector("text=已发布", timeout=15_000)
+        with engine.connect() as conn:
+            retired = conn.execute(text("SELECT retired_at IS NOT NULL FROM grid WHERE code = :g"),
+                                   {"g": pair.a}).scalar_one()
+            made = conn.execute(text("SELECT count(*) FROM grid WHERE code = ANY(:c) "
+                                     "AND retired_at IS NULL"), {"c": codes}).scalar_one()
+        assert retired and made == len(codes)
+        assert [u for u in requests if not u.startswith(server)] == []
+        assert errors == []
+    finally:
+        undo_split(engine, pair.a, codes)
+
+
+def free_codes_for(codes: list[str], n: int) -> list[str]:
+    """``n`` codes following the first of ``codes``."""
+    first = int(codes[0][12:])
+    return [f"{codes[0][:12]}{first + k:03d}" for k in range(n)]
+
+
+def undo_split(engine: Engine, original: str, parts: list[str]) -> None:
+    """Put a split grid back as it was (for the tests after this one)."""
+    with engine.begin() as conn:
+        ids = conn.execute(text("SELECT id FROM grid WHERE code = ANY(:c)"),
+                           {"c": parts}).scalars().all()
+        if not ids:
+            return
+        conn.execute(text("UPDATE grid SET retired_at = NULL WHERE code = :g"), {"g": original})
+        conn.execute(text("UPDATE building SET grid_id = (SELECT id FROM grid WHERE code = :g) "
+                          "WHERE grid_id = ANY(:i)"), {"g": original, "i": ids})
+        for table in ("app_user_grid", "grid_version"):
+            conn.execute(text(f"DELETE FROM {table} WHERE grid_id = ANY(:i)"), {"i": ids})
+        conn.execute(text("DELETE FROM grid WHERE id = ANY(:i)"), {"i": ids})
+        conn.execute(text("REFRESH MATERIALIZED VIEW grid_total"))

@@ -16,8 +16,8 @@ OWN = "/static/gridgis"
 OWN_DIR = Path(__file__).parent / "static"
 # npm packages served under /static/vendor/<package>/ (installed from assets/package.json).
 PACKAGES = ("leaflet", "jquery", "bootstrap", "leaflet.awesome-markers", "leaflet-realtime",
-            "leaflet.vectorgrid", "@fortawesome/fontawesome-free", "@fontsource/noto-sans-sc",
-            "swagger-ui-dist")
+            "leaflet.vectorgrid", "leaflet-draw", "@fortawesome/fontawesome-free",
+            "@fontsource/noto-sans-sc", "swagger-ui-dist")
 # Served fonts: wall screens and kiosks often lack CJK fonts. Loaded by unicode-range slices.
 FONT_CSS = (f"{VENDOR}/@fontsource/noto-sans-sc/400.css",
             f"{VENDOR}/@fontsource/noto-sans-sc/700.css")
@@ -35,6 +35,8 @@ LOCAL: dict[str, str | None] = {
     "awesome_rotate_css": None,  # only for rotated markers, which we do not draw
     "Leaflet_Realtime_js": f"{VENDOR}/leaflet-realtime/dist/leaflet-realtime.min.js",
     "vectorGrid": f"{VENDOR}/leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js",
+    "leaflet_draw_js": f"{VENDOR}/leaflet-draw/dist/leaflet.draw.js",
+    "leaflet_draw_css": f"{VENDOR}/leaflet-draw/dist/leaflet.draw.css",
 }
 
 
