@@ -392,6 +392,10 @@ def undo_split(engine: Engine, original: str, parts: list[str]) -> None:
         if not ids:
             return
         conn.execute(text("UPDATE grid SET retired_at = NULL WHERE code = :g"), {"g": original})
+        conn.execute(text("INSERT INTO app_user_grid (app_user_id, grid_id) SELECT app_user_id, "
+                          "(SELECT id FROM grid WHERE code = :g) FROM app_user_grid "
+                          "WHERE grid_id = ANY(:i) ON CONFLICT DO NOTHING"),
+                     {"g": original, "i": ids})
         conn.execute(text("UPDATE building SET grid_id = (SELECT id FROM grid WHERE code = :g) "
                           "WHERE grid_id = ANY(:i)"), {"g": original, "i": ids})
         for table in ("app_user_grid", "grid_version"):

@@ -292,3 +292,27 @@ def test_a_bad_grids_file_is_refused_on_the_command_line(
         assert session.execute(text(
             "SELECT (SELECT count(*) FROM changeset), (SELECT max(version) FROM grid "
             "WHERE code = :g)"), {"g": pair.a}).one() == counts
+
+
+def test_a_new_grid_with_households_needs_its_team(
+        client: TestClient, session: Session, planner: dict[str, str], login: Login) -> None:
+    """Replacing a grid by a new one: without naming a grid team its households would have
+    no grid head, which blocks the publish; named, it goes through."""
+    pair = neighbours(session)
+    [code] = free_codes(session, pair.community, 1)
+    area = geojson(boundary(session, pair.a))
+    orphaned = open_with(client, planner, {"op": "retire", "grid": pair.a},
+                         {"op": "create", "grid": code, "name": "新网格", "geometry": area})
+    checked = client.post(f"/api/changesets/{orphaned}/validate", headers=planner).json()
+    assert [f["grid"] for f in checked["findings"] if f["check"] == "team"] == [code]
+    assert not checked["ok"]
+    login("pl-new-head", "grid_head", [pair.b])
+    staffed = open_with(client, planner, {"op": "retire", "grid": pair.a},
+                        {"op": "create", "grid": code, "name": "新网格", "geometry": area,
+                         "heads": ["pl-new-head"]})
+    published = client.post(f"/api/changesets/{staffed}/publish", headers=planner)
+    assert published.status_code == 200, published.text
+    assert session.execute(text(
+        "SELECT u.username FROM app_user_grid ug JOIN app_user u ON u.id = ug.app_user_id "
+        "JOIN grid g ON g.id = ug.grid_id WHERE g.code = :c"), {"c": code}).scalars().all() \
+        == ["pl-new-head"]

@@ -179,8 +179,10 @@ def _spatial_findings(session: Session, proposed: dict[str, Proposed]) -> list[d
         sql("households"), _rows(proposed))}
     for p in proposed.values():
         if p.action != "retire" and households.get(p.code, 0) > 0 and not teams.get(p.code):
+            # a new grid must come with its team; an existing one without is said, not held
             findings.append(finding("team", p.code, f"{households[p.code]} households would "
-                                    "have no grid head: name the team (heads)", p.geometry))
+                                    "have no grid head: name the team (heads)", p.geometry,
+                                    severity="error" if p.action == "create" else "warning"))
     return findings
 
 
