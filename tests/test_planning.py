@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import shapely
+import shapely.ops
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
@@ -219,6 +220,23 @@ def test_an_active_warning_holds_publishing_until_the_command_centre_overrides(
         "SELECT a.grid_version, g.version FROM alert a JOIN grid g ON g.id = a.grid_id "
         "WHERE a.id = :a"), {"a": alert.id}).one()
     assert kept.grid_version == alert.grid_version < kept.version  # made with the old one
+    # Retired under the warning, the grid keeps its team until the warning ends.
+    login("pl-warned-head", "grid_head", [pair.a])
+    parts = free_codes(session, pair.community, 2)
+    grid = boundary(session, pair.a)
+    inside, (_, south, _, north) = grid.representative_point(), grid.bounds
+    line = shapely.LineString([(inside.x, south - 0.01), (inside.x, north + 0.01)])
+    pieces = len(shapely.ops.split(shapely.unary_union(grid), line).geoms)
+    codes = [f"{parts[0][:12]}{int(parts[0][12:]) + k:03d}" for k in range(pieces)]
+    split = open_with(client, planner, {"op": "split", "grid": pair.a,
+                                        "geometry": geojson(line), "codes": codes})
+    assert client.post(f"/api/changesets/{split}/override", headers=command).status_code == 200
+    assert client.post(f"/api/changesets/{split}/publish", headers=planner).status_code == 200
+    teams = session.execute(text(
+        "SELECT g.code FROM app_user_grid ug JOIN app_user u ON u.id = ug.app_user_id "
+        "JOIN grid g ON g.id = ug.grid_id WHERE u.username = 'pl-warned-head' ORDER BY g.code"
+        )).scalars().all()
+    assert teams == sorted([pair.a, *codes])  # the old grid (its checklist) and the parts
 
 
 def test_an_earlier_version_is_restored_by_a_new_changeset(

@@ -310,8 +310,12 @@ def publish(session: Session, user: AppUser, changeset_id: int) -> dict[str, Any
                 "INSERT INTO app_user_grid (app_user_id, grid_id) SELECT app_user_id, :g "
                 "FROM app_user_grid WHERE grid_id = ANY(:f) ON CONFLICT DO NOTHING"),
                 {"g": p.grid_id, "f": p.team_from})
-    session.execute(text("DELETE FROM app_user_grid WHERE grid_id = ANY(:r)"),
-                    {"r": [p.grid_id for p in proposed.values() if p.action == "retire"]})
+    # A retired grid's team leaves it, unless a warning is active on it: then the team keeps
+    # working its checklist (made with the old boundary) until the warning ends.
+    session.execute(text(
+        "DELETE FROM app_user_grid ug WHERE ug.grid_id = ANY(:r) AND NOT EXISTS ("
+        "SELECT 1 FROM alert a WHERE a.grid_id = ug.grid_id AND a.state = 'active')"),
+        {"r": [p.grid_id for p in proposed.values() if p.action == "retire"]})
     totals.refresh_totals(session)
     changeset.state = "published"
     changeset.published_at = session.scalar(text("SELECT now()"))
