@@ -353,7 +353,7 @@ def test_planner_draws_a_split_validates_and_publishes(server: str, browser_page
         browser_page.wait_for_selector("text=校验未通过", timeout=10_000)
         assert browser_page.evaluate("gridgis.planner.findings") > 0  # drawn in red
         assert "overlap" in browser_page.inner_text(".gridgis-findings")
-        browser_page.click("button[data-do=close]")  # put that one aside, start again
+        browser_page.click("button[data-do=abandon]")  # give that one up, start again
         browser_page.fill(".gridgis-reason", "社区拆分网格")
         browser_page.click("button[data-do=open]")
         browser_page.wait_for_selector("text=社区拆分网格", timeout=5_000)
@@ -391,7 +391,13 @@ def undo_split(engine: Engine, original: str, parts: list[str]) -> None:
                            {"c": parts}).scalars().all()
         if not ids:
             return
-        conn.execute(text("UPDATE grid SET retired_at = NULL WHERE code = :g"), {"g": original})
+        # as it was, history included: no trigger writes a version for this repair
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        conn.execute(text("UPDATE grid SET retired_at = NULL, version = version - 1 "
+                          "WHERE code = :g"), {"g": original})
+        conn.execute(text("UPDATE grid_version SET valid_to = NULL WHERE grid_id = "
+                          "(SELECT id FROM grid WHERE code = :g) AND version = "
+                          "(SELECT version FROM grid WHERE code = :g)"), {"g": original})
         conn.execute(text("INSERT INTO app_user_grid (app_user_id, grid_id) SELECT app_user_id, "
                           "(SELECT id FROM grid WHERE code = :g) FROM app_user_grid "
                           "WHERE grid_id = ANY(:i) ON CONFLICT DO NOTHING"),

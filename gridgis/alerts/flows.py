@@ -144,6 +144,12 @@ def _apply(session: Session, warning: Warning, previous: Warning | None,
     targeting.queue_messages(session, warning.id, stood_down, kind)
     checklists.open_checklists(session, added + changed)  # changed: a new tier, ETA or level
     checklists.stand_down(session, stood_down)
+    if stood_down:  # grids retired under this warning: their teams leave them now
+        session.execute(text(
+            "DELETE FROM app_user_grid ug USING grid g WHERE g.id = ug.grid_id "
+            "AND g.id IN (SELECT grid_id FROM alert WHERE id = ANY(:a)) "
+            "AND g.retired_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM alert x "
+            "WHERE x.grid_id = g.id AND x.state = 'active')"), {"a": stood_down})
     return Changes(added, changed, unchanged, stood_down)
 
 

@@ -55,15 +55,22 @@ FROM outbox o WHERE o.alert_id IN (
     WHERE w.identifier = ANY(:identifiers))
 GROUP BY o.channel, o.state ORDER BY o.channel, o.state
 """)
-MAP_SQL = text("""
-SELECT g.code, ST_AsSVG(ST_Transform(ST_SimplifyPreserveTopology(g.boundary, 0.00002), 3857),
-                        0, 0) AS path
-FROM grid g WHERE g.code = ANY(:codes)
+# The reached grids as they were when alerted (the alert's grid version; planning may have
+# changed them since), in Web Mercator.
+AS_ALERTED = """
+WITH reached AS (
+    SELECT g.code, coalesce(v.boundary, g.boundary) AS boundary
+    FROM unnest(CAST(:codes AS text[]), CAST(:versions AS int[])) AS r(code, version)
+    JOIN grid g ON g.code = r.code
+    LEFT JOIN grid_version v ON v.grid_id = g.id AND v.version = r.version)
+"""
+MAP_SQL = text(AS_ALERTED + """
+SELECT code, ST_AsSVG(ST_Transform(ST_SimplifyPreserveTopology(boundary, 0.00002), 3857), 0, 0)
+FROM reached
 """)
-EXTENT_SQL = text("""
+EXTENT_SQL = text(AS_ALERTED + """
 SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (
-    SELECT ST_Extent(ST_Transform(g.boundary, 3857)) AS e FROM grid g
-    WHERE g.code = ANY(:codes)) x
+    SELECT ST_Extent(ST_Transform(boundary, 3857)) AS e FROM reached) x
 """)
 CSV_COLUMNS = ("grid", "grid_name", "community", "street", "tier", "alert_state", "alerted_at",
                "told_at", "acknowledged_at", "minutes_to_acknowledge", "escalation_level",
@@ -208,12 +215,14 @@ def _territory_series(session: Session, user: AppUser, identifier: str,
 
 
 def _map_svg(session: Session, grids: list[dict[str, Any]]) -> str:
-    """The reached grids in Web Mercator, coloured by the share of their checklist done."""
+    """The reached grids as they were when alerted, in Web Mercator, coloured by the share
+    of their checklist done."""
     codes = [g["grid"] for g in grids]
     if not codes:
         return ""
-    west, south, east, north = session.execute(EXTENT_SQL, {"codes": codes}).one()
-    paths = {code: path for code, path in session.execute(MAP_SQL, {"codes": codes})}
+    params = {"codes": codes, "versions": [g["grid_version"] for g in grids]}
+    west, south, east, north = session.execute(EXTENT_SQL, params).one()
+    paths = {code: path for code, path in session.execute(MAP_SQL, params)}
     shapes, stroke = [], max(east - west, north - south) / 800
     for grid in grids:
         share = _share(grid)

@@ -10,6 +10,8 @@ from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 
-def refresh_totals(conn: Connection | Session) -> None:
-    """Recount every grid's totals, in the caller's transaction."""
-    conn.execute(text("REFRESH MATERIALIZED VIEW grid_total"))
+def refresh_totals(conn: Connection | Session, concurrently: bool = False) -> None:
+    """Recount every grid's totals, in the caller's transaction; ``concurrently`` lets
+    targeting read the old totals meanwhile (a little slower, for live systems)."""
+    how = "CONCURRENTLY " if concurrently else ""
+    conn.execute(text(f"REFRESH MATERIALIZED VIEW {how}grid_total"))

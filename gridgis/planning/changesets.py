@@ -90,12 +90,18 @@ def add_operation(session: Session, user: AppUser, changeset_id: int,
                           else (None, None))
     params: dict[str, Any] = {k: v for k, v in {
         "name": body.name, "kind": body.kind, "codes": body.codes, "with": body.merge_with,
-        "version": body.version, "heads": body.heads, "made_valid": repaired}.items() if v}
+        "version": body.version, "heads": body.heads, "made_valid": repaired}.items()
+        if v is not None and v != []}
+    current = session.scalar(select(Grid.version).where(Grid.code == body.grid,
+                                                        Grid.retired_at.is_(None)))
+    if body.base_version is not None and body.base_version != current:
+        raise StaleBase(f"grid {body.grid} is at version {current}, not {body.base_version}: "
+                        "reload it", [finding("stale", body.grid, f"based on version "
+                                              f"{body.base_version}, now {current}")])
     operation = ChangesetOperation(
         changeset_id=changeset.id, op=body.op, grid=body.grid, params=params,
         geometry=from_shape(geometry, 4326) if geometry is not None else None,
-        base_version=session.scalar(select(Grid.version).where(
-            Grid.code == body.grid, Grid.retired_at.is_(None))))
+        base_version=current)
     earlier = operations_of(session, changeset.id)
     proposed = operations.propose(session, [*earlier, operation])  # raises Rejected
     taken = {code for code, p in operations.propose(session, earlier).items()
@@ -107,6 +113,7 @@ def add_operation(session: Session, user: AppUser, changeset_id: int,
             Grid.code == other, Grid.retired_at.is_(None))) for other in body.merge_with or []}
     session.add(operation)
     changeset.findings = None  # to be validated again
+    changeset.override_by = None  # an override covers what it was given, nothing added later
     session.flush()
     return operation
 
@@ -125,6 +132,9 @@ def validate(session: Session, changeset: Changeset) -> list[dict[str, Any]]:
         return exc.findings
     findings += _stale(session, ops)
     for p in proposed.values():
+        if p.action == "create" and session.execute(text(
+                "SELECT 1 FROM grid WHERE code = :c"), {"c": p.code}).first():
+            findings.append(finding("code", p.code, "code taken since it was added"))
         if p.made_valid:
             findings.append(finding("made_valid", p.code, f"repaired on request: {p.made_valid}",
                                     p.geometry, severity="warning"))
@@ -134,10 +144,12 @@ def validate(session: Session, changeset: Changeset) -> list[dict[str, Any]]:
 
 
 def _stale(session: Session, ops: list[ChangesetOperation]) -> list[dict[str, Any]]:
-    """The grids changed since the operations were based on them."""
+    """The grids changed since the operations were based on them (read afresh, never from
+    the session's cache)."""
     stale = []
     for base in _bases(ops):
-        grid = session.scalar(select(Grid).where(Grid.code == base[0]))
+        grid = session.execute(text("SELECT version, retired_at FROM grid WHERE code = :c"),
+                               {"c": base[0]}).first()
         if grid is None or grid.retired_at is not None:
             stale.append(finding("stale", base[0], f"based on version {base[1]}, now retired"))
         elif grid.version != base[1]:
@@ -253,6 +265,14 @@ def _heads_change(session: Session, proposed: dict[str, Proposed],
     return [{"user": names[u], "residents": n} for u, n in sorted(change.items()) if n]
 
 
+def abandon(session: Session, user: AppUser, changeset_id: int) -> Changeset:
+    """Put a changeset aside for good (it stays, with its operations, as a record)."""
+    auth.require_role(user, *PLANNERS)
+    changeset = get_open(session, changeset_id, lock=True)
+    changeset.state = "abandoned"
+    return changeset
+
+
 def override(session: Session, user: AppUser, changeset_id: int) -> Changeset:
     """The command centre lets a changeset publish over grids under an active warning."""
     auth.require_role(user, *OVERRIDERS)
@@ -269,6 +289,15 @@ def publish(session: Session, user: AppUser, changeset_id: int) -> dict[str, Any
     auth.require_role(user, *PLANNERS)
     changeset = get_open(session, changeset_id, lock=True)
     ops = operations_of(session, changeset.id)
+    # One publish at a time per community (two could otherwise each fill the same gap),
+    # then the based-on grids locked.
+    communities = session.scalars(text(
+        "SELECT DISTINCT cu.id FROM admin_unit cu WHERE cu.level = 'community' AND ("
+        "cu.code = ANY(:prefixes) OR cu.id IN (SELECT community_id FROM grid "
+        "WHERE code = ANY(:codes))) ORDER BY cu.id"),
+        {"prefixes": sorted({o.grid[:12] for o in ops}), "codes": [o.grid for o in ops]}).all()
+    for community in communities:
+        session.execute(text("SELECT pg_advisory_xact_lock(7324100, :c)"), {"c": community})
     codes = sorted({code for code, _ in _bases(ops)})
     session.execute(text("SELECT id FROM grid WHERE code = ANY(:c) ORDER BY id FOR UPDATE"),
                     {"c": codes})
@@ -295,7 +324,8 @@ def publish(session: Session, user: AppUser, changeset_id: int) -> dict[str, Any
     ids = _write_grids(session, proposed)
     for statement in sql_statements("publish_after"):
         session.execute(statement, {
-            "touched": touched + list(ids.values()),
+            "reshaped": [p.grid_id for p in proposed.values() if p.reshaped and p.grid_id]
+            + list(ids.values()),
             "retired": [p.grid_id for p in proposed.values() if p.action == "retire"]})
     for p in proposed.values():
         if p.action == "create":
@@ -316,7 +346,7 @@ def publish(session: Session, user: AppUser, changeset_id: int) -> dict[str, Any
         "DELETE FROM app_user_grid ug WHERE ug.grid_id = ANY(:r) AND NOT EXISTS ("
         "SELECT 1 FROM alert a WHERE a.grid_id = ug.grid_id AND a.state = 'active')"),
         {"r": [p.grid_id for p in proposed.values() if p.action == "retire"]})
-    totals.refresh_totals(session)
+    totals.refresh_totals(session, concurrently=True)  # targeting reads on meanwhile
     changeset.state = "published"
     changeset.published_at = session.scalar(text("SELECT now()"))
     audit.record(session, user, "publish", "changeset", str(changeset.id),

@@ -62,6 +62,7 @@ class GridVersion(Base):
 
     __tablename__ = "grid_version"
     __table_args__ = (Index("ix_grid_version_grid_id", "grid_id", "valid_from"),
+                      Index("uq_grid_version_grid_version", "grid_id", "version", unique=True),
                       Index("ix_grid_version_boundary", "boundary", postgresql_using="gist"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

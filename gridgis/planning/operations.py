@@ -17,7 +17,7 @@ import shapely
 import shapely.ops
 from geoalchemy2.shape import to_shape
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gridgis import spatial
@@ -54,6 +54,8 @@ class OperationIn(BaseModel):
     heads: list[str] | None = Field(default=None,
                                     description="create: the usernames of its grid team")
     make_valid: bool = Field(default=False, description="repair an invalid area (reported)")
+    base_version: int | None = Field(default=None, description=(
+        "the grid's version the planner saw (refused when it is no longer current)"))
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Proposed:
     team_from: list[int] = field(default_factory=list)  # grids whose team it takes
     heads: list[str] = field(default_factory=list)
     made_valid: str | None = None
+    reshaped: bool = False  # its area changes (its buildings may change grid)
 
 
 def finding(check: str, grid: str, message: str, geometry: Any = None,
@@ -169,34 +172,50 @@ def _apply(session: Session, state: dict[str, Proposed], current: Any,
         state[code] = Proposed(code, "create", None, community.id, community.code,
                                params.get("name") or code, params.get("kind") or "residential",
                                geometry, None, heads=list(params.get("heads") or []),
-                               made_valid=params.get("made_valid"))
+                               made_valid=params.get("made_valid"), reshaped=True)
     elif op in ("modify", "restore"):
         grid = current(code)
         if op == "restore":
+            if params.get("version") is None:
+                raise Rejected(f"restore {code}: say which version",
+                               [finding("restore", code, "no version given")])
             old = session.scalar(select(GridVersion).where(
                 GridVersion.grid_id == grid.grid_id, GridVersion.version == params["version"]))
             if old is None:
                 raise Rejected(f"grid {code} has no version {params['version']}",
                                [finding("restore", code, "no such version")])
             geometry, params = to_shape(old.boundary), {"name": old.name, "kind": old.kind}
-        grid.geometry = geometry if geometry is not None else grid.geometry
+        if geometry is not None:
+            grid.geometry, grid.reshaped = geometry, True
         grid.name, grid.kind = params.get("name") or grid.name, params.get("kind") or grid.kind
         grid.made_valid = params.get("made_valid") or grid.made_valid
         grid.action = "change" if grid.action == "keep" else grid.action
     elif op == "split":
         _split(state, current(code), geometry, list(params.get("codes") or []))
     elif op == "merge":
-        _merge(current(code), [current(other) for other in params.get("with") or []])
+        _merge(state, current(code), [current(other) for other in params.get("with") or []])
     elif op == "retire":
-        current(code).action = "retire"
+        _retire(state, current(code))
+
+
+def _retire(state: dict[str, Proposed], grid: Proposed) -> None:
+    """Retire a grid; one created earlier in the changeset is simply not created."""
+    if grid.action == "create":
+        del state[grid.code]
+    else:
+        grid.action, grid.reshaped = "retire", True
 
 
 def _split(state: dict[str, Proposed], grid: Proposed, line: Any, new_codes: list[str]) -> None:
-    parts = [p for p in shapely.ops.split(shapely.unary_union(grid.geometry), line).geoms
-             if p.area > 0]
-    if len(parts) < 2:
+    area = shapely.unary_union(grid.geometry)
+    before = len(shapely.get_parts(area))
+    parts = [p for p in shapely.ops.split(area, line).geoms if p.area > 0]
+    if len(parts) <= before:
         raise Rejected(f"the split line does not cross grid {grid.code}",
                        [finding("split", grid.code, "the line does not cross the grid", line)])
+    if len(set(new_codes)) != len(new_codes):
+        raise Rejected(f"split {grid.code}: the parts need different codes",
+                       [finding("split", grid.code, "codes repeat", line)])
     if len(new_codes) != len(parts):
         raise Rejected(f"the line cuts grid {grid.code} in {len(parts)}: give {len(parts)} "
                        f"codes", [finding("split", grid.code, f"{len(parts)} parts", line)])
@@ -205,16 +224,14 @@ def _split(state: dict[str, Proposed], grid: Proposed, line: Any, new_codes: lis
                                    grid.community, f"{grid.name}（{n}）", grid.kind,
                                    shapely.MultiPolygon([part]), None,
                                    team_from=[*grid.team_from, *([grid.grid_id] if grid.grid_id
-                                                                 else [])])
-    if grid.action == "create":
-        del state[grid.code]
-    else:
-        grid.action = "retire"
+                                                                 else [])],
+                                   heads=list(grid.heads), reshaped=True)
+    _retire(state, grid)
 
 
-def _merge(grid: Proposed, others: list[Proposed]) -> None:
-    if not others:
-        raise Rejected(f"merge {grid.code}: name the grids merged into it (with)",
+def _merge(state: dict[str, Proposed], grid: Proposed, others: list[Proposed]) -> None:
+    if not others or any(o.code == grid.code for o in others):
+        raise Rejected(f"merge {grid.code}: name the other grids merged into it (with)",
                        [finding("merge", grid.code, "nothing to merge")])
     strangers = [o for o in others if o.community_id != grid.community_id]
     if strangers:
@@ -226,14 +243,9 @@ def _merge(grid: Proposed, others: list[Proposed]) -> None:
     if merged.geom_type != "Polygon":
         raise Rejected(f"merge {grid.code}: the grids do not touch",
                        [finding("merge", grid.code, "not neighbours", merged)])
-    grid.geometry = shapely.MultiPolygon([merged])
+    grid.geometry, grid.reshaped = shapely.MultiPolygon([merged]), True
     grid.action = "change" if grid.action == "keep" else grid.action
     for other in others:
         grid.team_from += [*other.team_from, *([other.grid_id] if other.grid_id else [])]
-        other.action = "retire"
-
-
-def community_code_of(session: Session, code: str) -> str:
-    return str(session.scalar(text("SELECT cu.code FROM grid g JOIN admin_unit cu "
-                                   "ON cu.id = g.community_id WHERE g.code = :c"), {"c": code})
-               or codes.parent_code_of(code))
+        grid.heads += other.heads
+        _retire(state, other)

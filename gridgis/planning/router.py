@@ -101,6 +101,14 @@ def preview(session: SessionDep, user: CurrentUser, changeset_id: int) -> dict[s
     return changesets.preview(session, changesets.get_open(session, changeset_id))
 
 
+@router.post("/api/changesets/{changeset_id}/abandon")
+def abandon(session: SessionDep, user: CurrentUser, changeset_id: int) -> dict[str, Any]:
+    """Put a changeset aside for good; it stays as a record."""
+    changeset = changesets.abandon(session, user, changeset_id)
+    session.commit()
+    return _changeset_out(session, changeset)
+
+
 @router.post("/api/changesets/{changeset_id}/override")
 def override(session: SessionDep, user: CurrentUser, changeset_id: int) -> dict[str, Any]:
     """The command centre lets the changeset publish over grids under an active warning."""

@@ -114,6 +114,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id', name=op.f('pk_grid_version')),
     )
     op.create_index('ix_grid_version_grid_id', 'grid_version', ['grid_id', 'valid_from'])
+    op.create_index('uq_grid_version_grid_version', 'grid_version', ['grid_id', 'version'],
+                    unique=True)
     op.create_index('ix_grid_version_boundary', 'grid_version', ['boundary'],
                     postgresql_using='gist')
     op.execute("""

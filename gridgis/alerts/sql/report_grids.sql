@@ -18,7 +18,7 @@ WITH items AS (
     GROUP BY i.checklist_id
 )
 SELECT g.code AS grid, g.name AS grid_name, cu.code AS community, st.code AS street,
-       a.tier, a.state AS alert_state, a.created_at AS alerted_at,
+       a.tier, a.state AS alert_state, a.created_at AS alerted_at, a.grid_version,
        (SELECT min(o.sent_at) FROM outbox o WHERE o.alert_id = a.id AND o.kind = 'alert'
           AND o.state = 'sent') AS told_at,
        a.acknowledged_at, a.escalation_level, a.gale_eta,

@@ -52,6 +52,7 @@ window.gridgis.plannerPage = (map, drawn, panel, api) => {
     communities.clearLayers();
     communities.addData(c.data);
     page.codes = g.data.features.map((f) => f.properties.code);
+    page.versions = new Map(g.data.features.map((f) => [f.properties.code, f.properties.version]));
     if (!page.loaded && grids.getBounds().isValid()) map.fitBounds(grids.getBounds());
     page.loaded = true;
     render();
@@ -81,7 +82,7 @@ window.gridgis.plannerPage = (map, drawn, panel, api) => {
     const selected = page.selected ? `选中网格 <b>${esc(page.selected)}</b>` : "未选中网格";
     panel.innerHTML = `<div class="gridgis-title">网格规划</div>
       ${c ? `<div>变更集 #${c.id}：${esc(c.reason)}
-               <button type="button" data-do="close" title="留作草稿，另开一个">搁置</button></div>`
+               <button type="button" data-do="abandon" title="放弃这个变更集">放弃</button></div>`
         : `<input class="gridgis-reason" placeholder="变更原因" maxlength="1000">
            <button type="button" data-do="open">新建变更集</button>`}
       <div class="gridgis-selected">${selected}
@@ -100,8 +101,13 @@ window.gridgis.plannerPage = (map, drawn, panel, api) => {
       <div class="gridgis-msg" role="status"></div>`;
   };
 
+  // Every operation on a live grid carries the version the page drew it from: a grid
+  // republished meanwhile is refused (409), never overwritten.
   const addOperation = async (body) => {
     if (!page.changeset) { say("请先新建变更集", "gridgis-warn"); return false; }
+    if (page.versions?.has(body.grid) && body.op !== "create") {
+      body.base_version = page.versions.get(body.grid);
+    }
     const r = await send("POST", `${api}/changesets/${page.changeset.id}/operations`, body);
     if (!r.ok) {
       render();
@@ -140,7 +146,8 @@ window.gridgis.plannerPage = (map, drawn, panel, api) => {
       render();
       say(`变更集 #${r.data.id} 已新建`, "gridgis-ok");
     },
-    close: () => {  // the changeset stays a draft; the panel starts afresh
+    abandon: async () => {  // kept as a record, never published; the panel starts afresh
+      await send("POST", `${api}/changesets/${page.changeset.id}/abandon`);
       page.changeset = null;
       page.operations = [];
       findings.clearLayers();
@@ -214,7 +221,9 @@ window.gridgis.plannerPage = (map, drawn, panel, api) => {
       const code = window.prompt("新网格编码（15 位）");
       if (!code) return;
       const name = window.prompt("新网格名称") || code;
-      await addOperation({op: "create", grid: code.trim(), name, geometry});
+      const heads = (window.prompt("网格长、网格员用户名（逗号分隔）") || "")
+        .split(",").map((h) => h.trim()).filter(Boolean);
+      await addOperation({op: "create", grid: code.trim(), name, geometry, heads});
     }
   });
 

@@ -1,8 +1,8 @@
 -- Findings on the proposed grids (:codes, :actions, :grid_ids, :community_ids, :wkbs as
 -- parallel arrays; retired ones have no geometry) against the live territory: outside the
 -- community, overlapping another grid, a new gap in a community, too small or too large,
--- too few or too many households. Areas are square metres on the spheroid; :tolerance
--- square metres are digitising noise.
+-- too few or too many households, buildings left in no grid. Areas are square metres on
+-- the spheroid; :tolerance square metres are digitising noise.
 WITH p AS (
     SELECT code, action, grid_id, community_id, ST_Multi(ST_GeomFromWKB(wkb, 4326)) AS geom
     FROM unnest(CAST(:codes AS text[]), CAST(:actions AS text[]), CAST(:grid_ids AS int[]),
@@ -63,3 +63,15 @@ FROM p CROSS JOIN LATERAL (
     FROM building b JOIN resident r ON r.building_id = b.id AND r.moved_out_at IS NULL
     WHERE b.retired_at IS NULL AND ST_Covers(p.geom, b.location)) h
 WHERE p.action <> 'retire' AND (h.households < :fewest OR h.households > :most)
+UNION ALL
+SELECT 'no_grid', min(og.code),
+       count(*)::text || ' buildings would lie in no grid', ST_AsGeoJSON(ST_Collect(b.location))
+FROM building b
+JOIN grid og ON og.id = b.grid_id
+WHERE b.retired_at IS NULL
+  AND b.grid_id IN (SELECT grid_id FROM p WHERE grid_id IS NOT NULL)
+  AND NOT EXISTS (SELECT 1 FROM p WHERE p.action <> 'retire' AND ST_Covers(p.geom, b.location))
+  AND NOT EXISTS (SELECT 1 FROM grid g WHERE g.retired_at IS NULL
+                    AND g.id NOT IN (SELECT grid_id FROM p WHERE grid_id IS NOT NULL)
+                    AND ST_Covers(g.boundary, b.location))
+HAVING count(*) > 0
