@@ -46,6 +46,19 @@ BEGIN
 END $$;
 CREATE TRIGGER grid_keep_history AFTER INSERT OR UPDATE ON grid
   FOR EACH ROW EXECUTE FUNCTION grid_keep_history();
+-- A change to what the history keeps is a new version, bumped by whoever forgot to.
+CREATE FUNCTION grid_bump_version() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.version = OLD.version AND NOT (
+       NEW.boundary = OLD.boundary AND NEW.name = OLD.name AND NEW.code = OLD.code
+       AND NEW.community_id = OLD.community_id AND NEW.kind = OLD.kind
+       AND NEW.retired_at IS NOT DISTINCT FROM OLD.retired_at) THEN
+    NEW.version := OLD.version + 1;
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER grid_bump_version BEFORE UPDATE ON grid
+  FOR EACH ROW EXECUTE FUNCTION grid_bump_version();
 """
 
 
@@ -132,6 +145,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_column('alert', 'grid_version')
+    op.execute("DROP TRIGGER grid_bump_version ON grid; DROP FUNCTION grid_bump_version()")
     op.execute("DROP TRIGGER grid_keep_history ON grid; DROP FUNCTION grid_keep_history()")
     op.drop_table('grid_version')
     op.drop_table('changeset_operation')
