@@ -374,3 +374,17 @@ def test_stale_drawings_and_late_additions_are_caught(
                        headers=command).status_code == 200
     assert client.post(f"/api/changesets/{changeset}/publish", headers=planner).status_code == 200
     assert session.execute(text("SELECT id, grid_id FROM building ORDER BY id")).all() == before
+
+
+def test_grids_retire_only_through_planning_and_edits_are_in_the_history(
+        client: TestClient, session: Session, login: Login) -> None:
+    pair = neighbours(session)
+    admin = login("pl-admin", "admin")
+    version = client.get(f"/api/grids/{pair.a}", headers=admin).headers["etag"]
+    retire = client.post(f"/api/grids/{pair.a}/retire", headers={**admin, "If-Match": version})
+    assert retire.status_code == 409 and "planning" in retire.json()["detail"]
+    renamed = client.patch(f"/api/grids/{pair.a}", json={"name": "管理员改名"},
+                           headers={**admin, "If-Match": version})
+    assert renamed.status_code == 200, renamed.text
+    last = client.get(f"/api/grids/{pair.a}/history", headers=admin).json()[-1]
+    assert (last["name"], last["author"], last["changeset"]) == ("管理员改名", "pl-admin", None)

@@ -13,7 +13,7 @@ from typing import Any
 import shapely
 from geoalchemy2.shape import from_shape
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -103,6 +103,10 @@ def update_feature(session: Session, user: AppUser, layer: str, code: str, versi
     """Change one row if ``version`` is current; return the new version."""
     row = _locked_row(session, layer, code, version)
     check_writer(session, user, layer, _grids_of(layer, row))
+    if isinstance(row, Grid):  # the grid's history names who changed it
+        session.execute(text("SELECT set_config('gridgis.author', :u, true), "
+                             "set_config('gridgis.reason', 'attributes edited', true)"),
+                        {"u": str(user.id)})
     if isinstance(row, Building) and ("location" in patch.model_fields_set
                                       or "footprint" in patch.model_fields_set):
         setattr(row, "grid_id", None)  # noqa: B010 (the trigger finds the grid containing it)
@@ -143,7 +147,11 @@ def create_feature(session: Session, user: AppUser, layer: str, body: BaseModel)
 
 def retire_feature(session: Session, user: AppUser, layer: str, code: str,
                    version: int) -> None:
-    """Retire a row that nothing live depends on (it stays, with ``retired_at``)."""
+    """Retire a row that nothing live depends on (it stays, with ``retired_at``). Grids are
+    retired through planning, where gaps, teams and warnings are checked."""
+    if layer == "grids":
+        raise Conflict("a grid is retired through planning: a changeset with a retire "
+                       "operation (POST /api/changesets)")
     row = _locked_row(session, layer, code, version)
     check_writer(session, user, layer, _grids_of(layer, row))
     blockers = _dependants(session, row)
