@@ -37,6 +37,7 @@ def create_app() -> FastAPI:
     app.include_router(report_router.router)
     app.include_router(planning_router.router)
     app.include_router(maps_router.router)
+    app.include_router(maps_router.api_router)
     app.add_exception_handler(GridGisError, domain_error)  # type: ignore[arg-type]
     mount_assets(app, settings.assets_dir)
     add_docs(app)

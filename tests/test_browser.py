@@ -408,3 +408,48 @@ def undo_split(engine: Engine, original: str, parts: list[str]) -> None:
             conn.execute(text(f"DELETE FROM {table} WHERE grid_id = ANY(:i)"), {"i": ids})
         conn.execute(text("DELETE FROM grid WHERE id = ANY(:i)"), {"i": ids})
         conn.execute(text("REFRESH MATERIALIZED VIEW grid_total"))
+
+
+def test_command_page_colours_a_warned_grid_live(server: str, browser_page: Page,
+                                                 engine: Engine, output_dir: Path) -> None:
+    """A warning issued while the wall screen watches turns its grid's colour without a
+    reload (the live feed says so; the page redraws the grids that changed)."""
+    from gridgis import auth
+
+    with Session(engine) as session:
+        auth.add_user(session, "live_watch", "command", "correct horse battery", [])
+        session.commit()
+        grid = busiest_grid(session)
+        grids = session.execute(text("SELECT count(*) FROM grid WHERE retired_at IS NULL")
+                                ).scalar_one()
+    requests: list[str] = []
+    errors: list[str] = []
+    browser_page.on("request", lambda r: requests.append(r.url))
+    browser_page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    identifier = None
+    try:
+        browser_page.goto(f"{server}/login?next=/map/command")
+        browser_page.fill("input[name=username]", "live_watch")
+        browser_page.fill("input[name=password]", "correct horse battery")
+        browser_page.click("button[type=submit]")
+        browser_page.wait_for_function(
+            f"Object.keys(window.gridgis?.layers?.grids?._features || {{}}).length === {grids}"
+            " && gridgis.command.refreshes > 0 && gridgis.command.live", timeout=15_000)
+        assert browser_page.evaluate(f"gridgis.command.colourOf('{grid}')") == "#dfe6e9"
+        browser_page.evaluate("window.stillTheSamePage = true")
+        identifier = issue_committed(engine, grid)
+        browser_page.wait_for_function(
+            f"gridgis.command.colourOf('{grid}') !== '#dfe6e9'", timeout=10_000)
+        assert browser_page.evaluate("window.stillTheSamePage") is True  # no reload
+        assert browser_page.evaluate(f"gridgis.command.colourOf('{grid}')") == "#f1c40f"
+        assert browser_page.evaluate("gridgis.layers.hazard.getLayers().length") >= 1
+        figures = browser_page.inner_text("#gridgis-panel")
+        assert "预警网格 1" in figures
+        browser_page.select_option(".gridgis-view", "ack")  # the operator's view: unacknowledged
+        assert browser_page.evaluate(f"gridgis.command.colourOf('{grid}')") == "#e74c3c"
+        browser_page.screenshot(path=output_dir / "command-live.png")
+        assert [u for u in requests if not u.startswith(server)] == []
+        assert errors == []
+    finally:
+        if identifier:
+            delete_warning(engine, identifier)

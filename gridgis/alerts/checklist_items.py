@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from gridgis import auth
-from gridgis.alerts import targeting
+from gridgis.alerts import feed, targeting
 from gridgis.alerts.checklist_models import STAGES, Checklist, ChecklistEvent, ChecklistItem
 from gridgis.errors import Conflict, Forbidden, InvalidInput, NotFound, StaleVersion
 from gridgis.layers.models import Shelter
@@ -159,7 +159,11 @@ def patch_item(session: Session, user: AppUser, item_id: int, version: int,
                                state=item.state, stage=item.stage, head_count=item.head_count,
                                shelter_id=item.shelter_id, note=change.note))
     session.flush()
-    return _rows(session, item_id=item.id)[0]
+    changed = _rows(session, item_id=item.id)[0]
+    feed.publish(session, None, {"kind": "progress", "grid": changed.grid,
+                                 "checklist": checklist.id, "item": item.id,
+                                 "version": item.version, "stage": item.stage})
+    return changed
 
 
 def _item_and_checklist(session: Session, user: AppUser, item_id: int, roles: tuple[str, ...],

@@ -39,7 +39,8 @@ from gridgis.models import AppUser
 logger = logging.getLogger(__name__)
 
 CHANNEL = "gridgis_feed"
-KINDS = ("alert", "update", "stand_down", "cancel", "ack", "escalation")
+KINDS = ("alert", "update", "stand_down", "cancel", "ack", "escalation", "warning",
+         "progress")
 # PostgreSQL refuses a NOTIFY payload of 8000 bytes or more.
 MAX_PAYLOAD_BYTES = 7999
 # What an event must keep; anything else is dropped first when the payload is too big.

@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from gridgis import auth, spatial
-from gridgis.alerts import checklists, intake, schemas, targeting
+from gridgis.alerts import checklists, feed, intake, schemas, targeting
 from gridgis.alerts.models import Alert, Warning, WarningArea
 from gridgis.errors import Conflict, InvalidInput
 from gridgis.models import AppUser
@@ -65,6 +65,9 @@ def issue(session: Session, user: AppUser | None, incoming: intake.Incoming,
     targets = ([] if incoming.msg_type == "cancel"
                else targeting.find_targets(session, warning.id, min_share))
     changes = _apply(session, warning, previous, targets, min_share)
+    # The command centre's maps redraw at once (a NOTIFY at commit; none for a dry run).
+    feed.publish(session, None, {"kind": "warning", "warning": warning.identifier,
+                                 "level": warning.level, "grids": len(targets)})
     if dry_run:
         savepoint.rollback()
     else:

@@ -13,11 +13,9 @@ from branca.element import MacroElement, Template
 from folium.plugins import Realtime
 from folium.utilities import JsCode
 
-from gridgis.maps import assets
+from gridgis.maps import assets, i18n
 
 # Styles are data: community colours, station levels, shelters.
-COMMUNITY_PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948",
-                     "#b07aa1", "#ff9da7", "#9c755f", "#86bcb6", "#d37295", "#a0cbe8")
 STATION_STYLES = {
     "centre": {"label": "党群服务中心", "color": "#c0392b", "radius": 6},
     "station": {"label": "党群服务站", "color": "#e67e22", "radius": 4},
@@ -28,27 +26,20 @@ REFRESH_MS = 60_000
 DEFAULT_CENTRE = (22.6, 113.5)  # lat, lon: the Pearl River Delta
 GRID_PAGE = 5000
 
-GRID_STYLE_JS = """
-(feature) => {
-  const palette = %(palette)s;
-  const code = feature.properties.community_code || "";
-  let h = 0;
-  for (const c of code) { h = (h * 31 + c.charCodeAt(0)) >>> 0; }
-  return {color: "#555", weight: 0.8, fillColor: palette[h %% palette.length],
-          fillOpacity: 0.45};
-}
-"""
+# Grids are coloured by the live state and the view the operator picks (static/command.js).
+GRID_STYLE_JS = "(feature) => gridgis.gridStyle(feature)"
 # Names come from boundary files and forms: tooltips show them escaped (gridgis.js), never
 # as HTML.
 GRID_EACH_JS = """
 (feature, layer) => {
   const esc = gridgis.escape;
   const p = feature.properties;
-  layer.bindTooltip(`${esc(p.code)}<br>${esc(p.name)}<br>${esc(p.community_name)} · `
-                    + `${esc(p.households)} 户`, {sticky: true});
+  layer.bindTooltip(`${esc(p.code)}<br>${esc(p.name)}`, {sticky: true});
+  layer.bindPopup(() => gridgis.gridPopup(feature));
 }
 """
 COMMUNITY_STYLE_JS = "(feature) => ({color: '#222', weight: 2, fill: false})"
+STREET_STYLE_JS = "(feature) => ({color: '#000', weight: 3.5, fill: false, dashArray: '8 4'})"
 POINT_JS = """
 (feature, latlng) => {
   const styles = %(styles)s;
@@ -93,13 +84,36 @@ class LayerRegistry(MacroElement):
         self.layers = layers
 
 
-def legend_html() -> str:
-    """Return the legend's HTML: station levels and shelters."""
+def legend_html(t: dict[str, str]) -> str:
+    """Return the legend's HTML: station levels and shelters (grid colours: the panel)."""
     rows = [f'<div><i style="background:{s["color"]}"></i>{s["label"]}</div>'
             for s in [*STATION_STYLES.values(), SHELTER_STYLE]]
     return ('<div class="gridgis-legend leaflet-control" style="position:absolute;'
-            'bottom:48px;left:10px;z-index:800"><div class="gridgis-title">图例</div>'
-            '<div>网格按社区着色</div>' + "".join(rows) + "</div>")
+            f'bottom:48px;left:10px;z-index:800"><div class="gridgis-title">{t["legend"]}'
+            '</div>' + "".join(rows) + "</div>")
+
+
+class CommandApp(MacroElement):
+    """The side panel (view picker, legend of the view, the territory's figures) and the
+    live state started on the map (``gridgis.commandPage``), with the page's words."""
+
+    _template = Template("""
+        {% macro header(this, kwargs) %}
+        <script>window.gridgis = window.gridgis || {};
+        window.gridgis.t = {{ this.words|tojson }};</script>
+        {% endmacro %}
+        {% macro html(this, kwargs) %}
+        <aside id="gridgis-panel" class="gridgis-legend gridgis-command-panel"></aside>
+        {% endmacro %}
+        {% macro script(this, kwargs) %}
+        gridgis.commandPage({{ this.map_name }}, document.getElementById("gridgis-panel"),
+                            {{ this.api|tojson }});
+        {% endmacro %}
+    """)
+
+    def __init__(self, map_name: str, api: str, words: dict[str, str]):
+        super().__init__()
+        self.map_name, self.api, self.words = map_name, api, words
 
 
 def dead_letter_panel(api: str) -> str:
@@ -111,38 +125,44 @@ def dead_letter_panel(api: str) -> str:
 
 
 def build_command_map(*, basemap_url: str | None, basemap_attribution: str = "",
-                      api: str = "/api") -> folium.Map:
-    """Return the command-centre map; it opens on the Pearl River Delta and then fits the
-    view to the grids once they have arrived from ``api``."""
+                      api: str = "/api", lang: str = "zh") -> folium.Map:
+    """Return the command-centre map in ``lang``; it opens on the Pearl River Delta and then
+    fits the view to the grids once they have arrived from ``api``."""
+    t = i18n.words(lang)
     m = folium.Map(location=DEFAULT_CENTRE, zoom_start=9, tiles=None, control_scale=True,
                    prefer_canvas=True)
     if basemap_url:
         folium.TileLayer(tiles=basemap_url, attr=basemap_attribution or "basemap",
                          name="底图", overlay=False).add_to(m)
 
-    grids = _layer(f"{api}/grids?limit={GRID_PAGE}", "网格", interval=5 * REFRESH_MS,
-                   style=JsCode(GRID_STYLE_JS % {"palette": json.dumps(COMMUNITY_PALETTE)}),
-                   on_each_feature=JsCode(GRID_EACH_JS))
-    communities = _layer(f"{api}/admin-units?level=community&limit={GRID_PAGE}", "社区边界",
-                         interval=5 * REFRESH_MS, style=JsCode(COMMUNITY_STYLE_JS))
-    stations = _layer(f"{api}/stations?limit={GRID_PAGE}", "党群服务阵地",
+    grids = _layer(f"{api}/grids?limit={GRID_PAGE}", t["grids"], interval=5 * REFRESH_MS,
+                   style=JsCode(GRID_STYLE_JS), on_each_feature=JsCode(GRID_EACH_JS))
+    communities = _layer(f"{api}/admin-units?level=community&limit={GRID_PAGE}",
+                         t["communities"], interval=5 * REFRESH_MS,
+                         style=JsCode(COMMUNITY_STYLE_JS))
+    streets = _layer(f"{api}/admin-units?level=street&limit={GRID_PAGE}", t["streets"],
+                     interval=5 * REFRESH_MS, style=JsCode(STREET_STYLE_JS))
+    stations = _layer(f"{api}/stations?limit={GRID_PAGE}", t["stations"],
                       point_to_layer=JsCode(POINT_JS % {
                           "styles": json.dumps({**STATION_STYLES, "*": STATION_STYLES["post"]}),
                           "key": "level", "tooltip": "esc(feature.properties.name)"}))
-    shelters = _layer(f"{api}/shelters?limit={GRID_PAGE}", "避护场所",
+    shelters = _layer(f"{api}/shelters?limit={GRID_PAGE}", t["shelters"],
                       point_to_layer=JsCode(POINT_JS % {
                           "styles": json.dumps({"*": SHELTER_STYLE}), "key": "kind",
                           "tooltip": "`${esc(feature.properties.name)}<br>"
                                      "${esc(feature.properties.occupancy)}/"
                                      "${esc(feature.properties.capacity)} 人`"}))
-    layers = {"grids": grids, "communities": communities, "stations": stations,
-              "shelters": shelters}
+    layers = {"grids": grids, "communities": communities, "streets": streets,
+              "stations": stations, "shelters": shelters}
     for layer in layers.values():
         layer.add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
-    m.get_root().html.add_child(folium.Element(legend_html()))  # type: ignore[attr-defined]
+    m.get_root().html.add_child(folium.Element(legend_html(t)))  # type: ignore[attr-defined]
     m.get_root().html.add_child(folium.Element(dead_letter_panel(api)))  # type: ignore[attr-defined]
     m.add_child(LayerRegistry(m.get_name(), {k: v.get_name() for k, v in layers.items()}))
+    m.add_child(CommandApp(m.get_name(), api, t))
+    m.get_root().header.add_child(folium.Element(  # type: ignore[attr-defined]
+        f'<script src="{assets.OWN}/command.js"></script>'), name="gridgis_command")
     assets.add_page_assets(m)
     assets.localise(m)
     return m

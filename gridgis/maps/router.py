@@ -1,23 +1,38 @@
-"""HTTP for the pages under /map/."""
+"""HTTP for the pages under /map/ and the live state they draw (/api/map/state)."""
 
-from fastapi import APIRouter
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from gridgis.auth import OptionalUser
-from gridgis.maps import command, grid_head, planner
+from gridgis.auth import CurrentUser, OptionalUser
+from gridgis.db import SessionDep
+from gridgis.maps import command, grid_head, planner, state
 from gridgis.settings import get_settings
 
 router = APIRouter(prefix="/map", tags=["pages"])
+api_router = APIRouter(prefix="/api/map", tags=["maps"])
+
+
+@api_router.get("/state")
+def read_state(session: SessionDep, user: CurrentUser) -> Any:
+    """The live state grids are coloured by: alerts, acknowledgements, checklist progress,
+    vulnerable residents; the territory's figures; the active warnings' hazard areas."""
+    return state.map_state(session, user)
+
+
+Lang = Annotated[Literal["zh", "en"], Query(description="the page's language")]
 
 
 @router.get("/command", response_class=HTMLResponse)
-def command_page(user: OptionalUser) -> Response:
+def command_page(user: OptionalUser, lang: Lang = "zh") -> Response:
     """The command-centre map of the whole territory (log-in first)."""
     if user is None:
         return RedirectResponse("/login?next=/map/command", status_code=303)
     settings = get_settings()
     page = command.build_command_map(basemap_url=settings.basemap_url,
-                                     basemap_attribution=settings.basemap_attribution)
+                                     basemap_attribution=settings.basemap_attribution,
+                                     lang=lang)
     return HTMLResponse(page.get_root().render())
 
 
