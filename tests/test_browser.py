@@ -192,9 +192,14 @@ def test_grid_head_works_the_checklist_on_a_phone(server: str, browser_page: Pag
         assert contact.name in card.inner_text()  # the name, read through the audited API
 
         card.locator("button", has_text="已联系").tap()
+        loads = page.evaluate("Number(document.getElementById('gridgis-checklist')"
+                              ".dataset.loads)")
         page.wait_for_function(
             f"document.querySelector('#item-{contact.id}')?.dataset.state === 'done'",
             timeout=10_000)
+        # the live feed tells the page of its own change: it reloads once, then settles
+        page.wait_for_function("Number(document.getElementById('gridgis-checklist')"
+                               f".dataset.loads) > {loads}", timeout=10_000)
         page.locator(".gridgis-hide").check()  # only what is left to do
         assert not card.is_visible() and page.locator(f"#item-{transfer}").is_visible()
         page.locator(f"#item-{transfer} header").tap()  # the household on the map
@@ -453,3 +458,41 @@ def test_command_page_colours_a_warned_grid_live(server: str, browser_page: Page
     finally:
         if identifier:
             delete_warning(engine, identifier)
+
+
+def test_a_grid_head_acknowledges_on_the_grids_own_page(server: str, browser_page: Page,
+                                                        engine: Engine,
+                                                        output_dir: Path) -> None:
+    """/map/grid/{code} on a 375-px screen: the grid's alert acknowledged in one tap."""
+    from gridgis import auth
+
+    with Session(engine) as session:
+        grid = busiest_grid(session)
+        auth.add_user(session, "own_page_head", "grid_head", "correct horse battery", [grid])
+        session.commit()
+    identifier = issue_committed(engine, grid)
+    assert browser_page.context.browser is not None
+    phone = browser_page.context.browser.new_context(
+        viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
+    page = phone.new_page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    try:
+        page.goto(f"{server}/map/grid/{grid}")
+        page.fill("input[name=username]", "own_page_head")
+        page.fill("input[name=password]", "correct horse battery")
+        page.click("button[type=submit]")
+        page.wait_for_selector(".gridgis-ack", timeout=15_000)
+        page.locator(".gridgis-ack").tap()
+        page.wait_for_selector(".gridgis-alert >> text=已确认", timeout=10_000)
+        with engine.connect() as conn:
+            acknowledged = conn.execute(text(
+                "SELECT a.acknowledged_at IS NOT NULL FROM alert a JOIN warning w "
+                "ON w.id = a.warning_id WHERE w.identifier = :w"), {"w": identifier}).scalar_one()
+        assert acknowledged
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        page.screenshot(path=output_dir / "grid-own-page.png")
+        assert [u for u in requests if not u.startswith(server)] == []
+    finally:
+        phone.close()
+        delete_warning(engine, identifier)

@@ -24,19 +24,21 @@ class ChecklistApp(MacroElement):
         {% endmacro %}
         {% macro script(this, kwargs) %}
         gridgis.checklistPage({{ this.map_name }}, document.getElementById("gridgis-checklist"),
-                              {{ this.api|tojson }});
+                              {{ this.api|tojson }}, {{ this.grid|tojson }});
         {% endmacro %}
     """)
 
-    def __init__(self, map_name: str, api: str):
+    def __init__(self, map_name: str, api: str, grid: str | None):
         super().__init__()
         self.map_name = map_name
         self.api = api
+        self.grid = grid
 
 
 def build_grid_head_page(*, basemap_url: str | None, basemap_attribution: str = "",
-                         api: str = "/api") -> folium.Map:
-    """Return the grid head's checklist page; its data comes from ``api`` at run time."""
+                         api: str = "/api", grid: str | None = None) -> folium.Map:
+    """Return the grid head's checklist page (of one ``grid``: with its buildings, nearest
+    shelters and alert to acknowledge); its data comes from ``api`` at run time."""
     m = folium.Map(location=(22.6, 113.5), zoom_start=14, tiles=None, height=MAP_HEIGHT,
                    control_scale=True)
     if basemap_url:
@@ -45,7 +47,7 @@ def build_grid_head_page(*, basemap_url: str | None, basemap_attribution: str = 
     m.get_root().header.add_child(folium.Element(  # type: ignore[attr-defined]
         "<title>转移清单 · gridgis</title>"
         f'<script src="{assets.OWN}/checklist.js"></script>'), name="gridgis_checklist")
-    m.add_child(ChecklistApp(m.get_name(), api))
+    m.add_child(ChecklistApp(m.get_name(), api, grid))
     assets.add_page_assets(m)
     assets.localise(m)
     return m

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gridgis.auth import CurrentUser, OptionalUser
@@ -55,4 +55,18 @@ def planner_page(user: OptionalUser) -> Response:
     settings = get_settings()
     page = planner.build_planner_page(basemap_url=settings.basemap_url,
                                       basemap_attribution=settings.basemap_attribution)
+    return HTMLResponse(page.get_root().render())
+
+
+@router.get("/grid/{code}", response_class=HTMLResponse)
+def one_grid_page(user: OptionalUser,
+                  code: Annotated[str, Path(pattern=r"^\d{15}$")]) -> Response:
+    """One grid's page for its head: the grid, its buildings and checklist on the map, the
+    nearest shelters, its alert to acknowledge (log-in first)."""
+    if user is None:
+        return RedirectResponse(f"/login?next=/map/grid/{code}", status_code=303)
+    settings = get_settings()
+    page = grid_head.build_grid_head_page(basemap_url=settings.basemap_url,
+                                          basemap_attribution=settings.basemap_attribution,
+                                          grid=code)
     return HTMLResponse(page.get_root().render())

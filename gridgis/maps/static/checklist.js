@@ -3,7 +3,7 @@
 // carrying the version read (If-Match); a stale one shows the item as it now is.
 window.gridgis = window.gridgis || {};
 
-window.gridgis.checklistPage = (map, root, api, refreshMs = 30000) => {
+window.gridgis.checklistPage = (map, root, api, grid = null, refreshMs = 30000) => {
   const esc = (v) => window.gridgis.escape(v);
   const KINDS = {contact: "联系", transfer: "转移", inspect: "排查", open_shelter: "开放避护场所",
                  staff_station: "值守"};
@@ -298,21 +298,77 @@ window.gridgis.checklistPage = (map, root, api, refreshMs = 30000) => {
 
   const load = async (first) => {
     try {
-      const lists = await getJSON(`${api}/checklists?state=open&limit=200`);
+      const only = grid ? `&grid=${encodeURIComponent(grid)}` : "";
+      const lists = await getJSON(`${api}/checklists?state=open&limit=200${only}`);
       const picked = lists.find((c) => String(c.id) === wanted())
         || (lists.length === 1 ? lists[0] : null);
       if (picked) await open(picked, first || page.checklist?.id !== picked.id);
       else if (lists.length) choose(lists);
       else {
-        root.innerHTML = '<section class="gridgis-head"><h1>暂无转移清单</h1>'
-          + "<p>收到预警后，本网格的转移清单会在这里出现。</p></section>";
+        root.innerHTML = `<section class="gridgis-head"><h1>${esc(grid || "")} 暂无转移清单</h1>`
+          + "<p>收到预警后，本网格的转移清单会在这里出现。</p></section>"
+          + '<div class="gridgis-alert"></div>';
         root.dataset.ready = "true";
       }
+      if (grid) await showAlert();
+      root.dataset.loads = String(Number(root.dataset.loads || 0) + 1);  // for the curious
     } catch (error) {
       root.innerHTML = `<p class="gridgis-warn">载入失败：${esc(error.message)}</p>`;
     }
   };
   const wanted = () => (window.location.hash.match(/checklist=(\d+)/) || [])[1];
+
+  // The grid's own page: its outline, buildings and nearest shelters on the map, and its
+  // active alert with a button to acknowledge it.
+  const context = L.layerGroup().addTo(map);
+  const showGrid = async () => {
+    const [grids, buildings, shelters] = await Promise.all([
+      getJSON(`${api}/grids?within=${encodeURIComponent(grid)}&limit=10`),
+      getJSON(`${api}/buildings?within=${encodeURIComponent(grid)}&limit=5000`),
+      getJSON(`${api}/shelters?limit=5000`)]);
+    const own = grids.features.filter((g) => g.properties.code === grid);
+    outline.clearLayers();
+    outline.addData(own);
+    L.geoJSON(buildings, {pointToLayer: (f, latlng) => L.circleMarker(latlng, {
+      radius: 3, color: "#7f8c8d", weight: 1, fillOpacity: 0.6}), interactive: false})
+      .addTo(context);
+    const bounds = outline.getBounds();
+    if (!bounds.isValid()) return;
+    const centre = bounds.getCenter();
+    shelters.features
+      .map((f) => ({f, m: metres([centre.lng, centre.lat], f.geometry.coordinates)}))
+      .sort((a, b) => a.m - b.m).slice(0, 5)
+      .forEach(({f}) => L.circleMarker([f.geometry.coordinates[1], f.geometry.coordinates[0]], {
+        radius: 7, color: "#fff", weight: 2, fillColor: "#16a085", fillOpacity: 0.95})
+        .bindTooltip(`${esc(f.properties.name)} ${esc(f.properties.occupancy)}/`
+                     + `${esc(f.properties.capacity)}`).addTo(context));
+    if (!markers.getLayers().length) map.fitBounds(bounds, {padding: [10, 10]});
+  };
+  const showAlert = async () => {
+    const alerts = await getJSON(`${api}/alerts?grid=${encodeURIComponent(grid)}`);
+    const active = alerts.find((a) => a.state === "active");
+    let box = root.querySelector(".gridgis-alert");
+    if (!box) {
+      box = document.createElement("div");
+      box.className = "gridgis-alert";
+      root.prepend(box);
+    }
+    if (!active) { box.innerHTML = ""; return; }
+    box.innerHTML = `<div class="gridgis-head">${esc(active.level)} · ${esc(active.warning)}`
+      + (active.acknowledged_at ? ' · <b class="gridgis-ok">已确认</b>'
+         : ` <button type="button" class="gridgis-ack" data-alert="${active.id}">确认收到预警</button>`)
+      + "</div>";
+  };
+  root.addEventListener("click", async (event) => {
+    const button = event.target.closest(".gridgis-ack");
+    if (!button) return;
+    const url = `${api}/alerts/${button.dataset.alert}`;
+    const read = await fetch(url, {credentials: "same-origin"});
+    const answer = await fetch(`${url}/ack`, {method: "POST", credentials: "same-origin",
+      headers: {"X-Requested-With": "gridgis", "If-Match": read.headers.get("ETag")}});
+    if (answer.ok) await showAlert();
+    else button.textContent = `未能确认（${answer.status}），请重试`;
+  });
 
   root.addEventListener("change", (event) => {
     if (!event.target.matches(".gridgis-hide")) return;
@@ -320,7 +376,14 @@ window.gridgis.checklistPage = (map, root, api, refreshMs = 30000) => {
     root.classList.toggle("gridgis-hide-done", page.hideDone);
   });
   window.addEventListener("hashchange", () => load(true));
+  if (grid) showGrid().catch(() => {});
   load(true);
+  // The live feed: reload at once when this head's grids hear anything.
+  const feed = new EventSource(`${api}/feed`);
+  let soon = null;
+  feed.onmessage = () => {
+    if (!soon) soon = setTimeout(() => { soon = null; load(false); }, 300);
+  };
   // Sooner while the checklist's items are still being made.
   const tick = () => setTimeout(async () => { await load(false); tick(); },
                                 page.checklist && !page.checklist.ready ? 5000 : refreshMs);
