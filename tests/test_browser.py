@@ -496,3 +496,39 @@ def test_a_grid_head_acknowledges_on_the_grids_own_page(server: str, browser_pag
     finally:
         phone.close()
         delete_warning(engine, identifier)
+
+
+def test_command_page_at_city_scale_draws_grids_from_vector_tiles(
+        server: str, browser_page: Page, engine: Engine, output_dir: Path) -> None:
+    """Above GRIDGIS_MAP_VECTOR_TILES_ABOVE grids (here forced with ?tiles=true) grids come
+    as vector tiles, and a warning still recolours its grid live."""
+    from gridgis import auth
+
+    with Session(engine) as session:
+        auth.add_user(session, "tile_watch", "command", "correct horse battery", [])
+        session.commit()
+        grid = busiest_grid(session)
+    responses: list[tuple[str, int]] = []
+    browser_page.on("response", lambda r: responses.append((r.url, r.status)))
+    identifier = None
+    try:
+        browser_page.goto(f"{server}/login?next=/map/command%3Ftiles%3Dtrue")
+        browser_page.fill("input[name=username]", "tile_watch")
+        browser_page.fill("input[name=password]", "correct horse battery")
+        browser_page.click("button[type=submit]")
+        browser_page.wait_for_function(
+            f"gridgis.command?.refreshes > 0 && gridgis.command.live "
+            f"&& gridgis.command.props.has('{grid}')", timeout=15_000)
+        assert browser_page.evaluate("typeof gridgis.layers.grids.setFeatureStyle") \
+            == "function"
+        tiles = [status for url, status in responses if "/tiles/grids/" in url]
+        assert tiles and set(tiles) <= {200, 204}
+        assert not [url for url, _ in responses if "/api/grids?" in url]  # no GeoJSON grids
+        identifier = issue_committed(engine, grid)
+        browser_page.wait_for_function(
+            f"gridgis.command.colourOf('{grid}') === '#f1c40f'", timeout=10_000)
+        browser_page.wait_for_timeout(1000)
+        browser_page.screenshot(path=output_dir / "command-tiles.png")
+    finally:
+        if identifier:
+            delete_warning(engine, identifier)

@@ -10,7 +10,7 @@ from typing import Any
 
 import folium
 from branca.element import MacroElement, Template
-from folium.plugins import Realtime
+from folium.plugins import Realtime, VectorGridProtobuf
 from folium.utilities import JsCode
 
 from gridgis.maps import assets, i18n
@@ -51,6 +51,25 @@ POINT_JS = """
   return marker;
 }
 """
+
+
+# Vector tiles (``/tiles/{layer}/{z}/{x}/{y}.pbf``, ST_AsMVT): grids styled by the live state,
+# feature id the grid code so a changed grid is restyled alone; buildings from zoom 15.
+GRID_TILE_OPTIONS = """{
+  rendererFactory: L.canvas.tile, interactive: true, maxNativeZoom: 18,
+  getFeatureId: (f) => f.properties.code,
+  vectorTileLayerStyles: {grids: (properties) => gridgis.gridStyle({properties})}
+}"""
+BUILDING_TILE_OPTIONS = """{
+  rendererFactory: L.canvas.tile, interactive: false, minZoom: 15, maxNativeZoom: 18,
+  vectorTileLayerStyles: {buildings: {weight: 0.5, color: "#555", fill: true,
+                                      fillColor: "#bdc3c7", fillOpacity: 0.6, radius: 2}}
+}"""
+
+
+def _tiles(layer: str, name: str, options: str) -> VectorGridProtobuf:
+    tiles = VectorGridProtobuf(f"/tiles/{layer}/{{z}}/{{x}}/{{y}}.pbf", name, options)
+    return tiles
 
 
 def _layer(source: str, name: str, interval: int = REFRESH_MS, **options: Any) -> Realtime:
@@ -125,9 +144,12 @@ def dead_letter_panel(api: str) -> str:
 
 
 def build_command_map(*, basemap_url: str | None, basemap_attribution: str = "",
-                      api: str = "/api", lang: str = "zh") -> folium.Map:
+                      api: str = "/api", lang: str = "zh",
+                      vector_tiles: bool = False) -> folium.Map:
     """Return the command-centre map in ``lang``; it opens on the Pearl River Delta and then
-    fits the view to the grids once they have arrived from ``api``."""
+    fits the view to the communities once they have arrived from ``api``. With
+    ``vector_tiles`` (a city: tens of thousands of grids) grids come as vector tiles drawn
+    on canvas, not as one GeoJSON document."""
     t = i18n.words(lang)
     m = folium.Map(location=DEFAULT_CENTRE, zoom_start=9, tiles=None, control_scale=True,
                    prefer_canvas=True)
@@ -135,8 +157,10 @@ def build_command_map(*, basemap_url: str | None, basemap_attribution: str = "",
         folium.TileLayer(tiles=basemap_url, attr=basemap_attribution or "basemap",
                          name="底图", overlay=False).add_to(m)
 
-    grids = _layer(f"{api}/grids?limit={GRID_PAGE}", t["grids"], interval=5 * REFRESH_MS,
-                   style=JsCode(GRID_STYLE_JS), on_each_feature=JsCode(GRID_EACH_JS))
+    grids = (_tiles("grids", t["grids"], GRID_TILE_OPTIONS) if vector_tiles else
+             _layer(f"{api}/grids?limit={GRID_PAGE}", t["grids"], interval=5 * REFRESH_MS,
+                    style=JsCode(GRID_STYLE_JS), on_each_feature=JsCode(GRID_EACH_JS)))
+    buildings = _tiles("buildings", t["buildings"], BUILDING_TILE_OPTIONS)
     communities = _layer(f"{api}/admin-units?level=community&limit={GRID_PAGE}",
                          t["communities"], interval=5 * REFRESH_MS,
                          style=JsCode(COMMUNITY_STYLE_JS))
@@ -152,8 +176,9 @@ def build_command_map(*, basemap_url: str | None, basemap_attribution: str = "",
                           "tooltip": "`${esc(feature.properties.name)}<br>"
                                      "${esc(feature.properties.occupancy)}/"
                                      "${esc(feature.properties.capacity)} 人`"}))
-    layers = {"grids": grids, "communities": communities, "streets": streets,
-              "stations": stations, "shelters": shelters}
+    # the first layer fits the view when it arrives
+    layers = {"communities": communities, "grids": grids, "streets": streets,
+              "buildings": buildings, "stations": stations, "shelters": shelters}
     for layer in layers.values():
         layer.add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)

@@ -26,6 +26,7 @@ TEXT: dict[str, dict[str, str]] = {
         "level": "级别", "items": "清单", "live": "实时", "offline": "连接中断，重连中",
         "legend": "图例", "grids": "网格", "communities": "社区边界", "streets": "街道边界",
         "stations": "党群服务阵地", "shelters": "避护场所", "hazard": "台风风圈与预警区",
+        "buildings": "楼栋",
     },
     "en": {
         "lang": "en",
@@ -48,7 +49,7 @@ TEXT: dict[str, dict[str, str]] = {
         "offline": "Connection lost, reconnecting",
         "legend": "Legend", "grids": "Grids", "communities": "Communities",
         "streets": "Streets", "stations": "Service positions", "shelters": "Shelters",
-        "hazard": "Wind circles and warning areas",
+        "hazard": "Wind circles and warning areas", "buildings": "Buildings",
     },
 }
 

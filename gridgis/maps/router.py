@@ -4,6 +4,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import text
 
 from gridgis.auth import CurrentUser, OptionalUser
 from gridgis.db import SessionDep
@@ -25,14 +26,20 @@ Lang = Annotated[Literal["zh", "en"], Query(description="the page's language")]
 
 
 @router.get("/command", response_class=HTMLResponse)
-def command_page(user: OptionalUser, lang: Lang = "zh") -> Response:
+def command_page(session: SessionDep, user: OptionalUser, lang: Lang = "zh",
+                 tiles: Annotated[bool | None, Query(description=(
+                     "grids as vector tiles (default: above GRIDGIS_MAP_VECTOR_TILES_ABOVE "
+                     "grids)"))] = None) -> Response:
     """The command-centre map of the whole territory (log-in first)."""
     if user is None:
         return RedirectResponse("/login?next=/map/command", status_code=303)
     settings = get_settings()
+    if tiles is None:
+        grids = session.scalar(text("SELECT count(*) FROM grid WHERE retired_at IS NULL"))
+        tiles = (grids or 0) > settings.map_vector_tiles_above
     page = command.build_command_map(basemap_url=settings.basemap_url,
                                      basemap_attribution=settings.basemap_attribution,
-                                     lang=lang)
+                                     lang=lang, vector_tiles=tiles)
     return HTMLResponse(page.get_root().render())
 
 

@@ -43,16 +43,18 @@ window.gridgis = window.gridgis || {};
   };
 
   const page = {view: "tier", state: {grids: {}, vulnerable: {}, totals: {}, areas: null},
-                refreshes: 0, redrawn: 0, drawnColour: new Map(), live: false};
+                refreshes: 0, redrawn: 0, drawnColour: new Map(), props: new Map(),
+                live: false};
   window.gridgis.command = page;
 
   // The style of one grid feature under the current view (the grids layer calls this).
   window.gridgis.gridStyle = (feature) => {
     const p = feature.properties;
+    page.props.set(p.code, p);
     const s = page.state.grids[p.code];
     const fill = VIEWS[page.view].colour(p.code, p, s, page.state.vulnerable[p.code]);
     page.drawnColour.set(p.code, fill);
-    return {color: s ? "#333" : "#777", weight: s ? 1.2 : 0.6, fillColor: fill,
+    return {color: s ? "#333" : "#777", weight: s ? 1.2 : 0.6, fill: true, fillColor: fill,
             fillOpacity: page.view === "community" ? 0.45 : s ? 0.7 : 0.35};
   };
   page.colourOf = (code) => page.drawnColour.get(code);
@@ -122,6 +124,17 @@ window.gridgis = window.gridgis || {};
     const restyle = (all) => {
       const layer = grids();
       if (!layer) return;
+      if (layer.setFeatureStyle) {  // vector tiles: by grid code, the tiles drawn so far
+        for (const [code, properties] of page.props) {
+          const before = page.drawnColour.get(code);
+          const style = window.gridgis.gridStyle({properties});
+          if (all || style.fillColor !== before) {
+            layer.setFeatureStyle(code, style);
+            page.redrawn += 1;
+          }
+        }
+        return;
+      }
       // leaflet-realtime keeps its features by id and their shapes behind getLayer
       for (const [id, feature] of Object.entries(layer._features)) {
         const before = page.drawnColour.get(feature.properties.code);
@@ -152,6 +165,10 @@ window.gridgis = window.gridgis || {};
     feed.onmessage = soon;
     feed.onerror = () => { page.live = false; render(); };
     grids()?.on("update", () => restyle(false));  // the grids layer reloaded its features
+    if (grids()?.setFeatureStyle) {  // vector tiles: the popup from the clicked feature
+      grids().on("click", (e) => L.popup().setLatLng(e.latlng)
+        .setContent(window.gridgis.gridPopup({properties: e.layer.properties})).openOn(map));
+    }
     render();
     refresh();
     setInterval(refresh, 60000);  // and a slow beat, in case a change came while offline
