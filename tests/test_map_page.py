@@ -1,5 +1,6 @@
 """The command-centre page as HTML: every asset it names is local and served."""
 
+import json
 import re
 from collections.abc import Callable
 
@@ -89,3 +90,34 @@ def test_unknown_folium_asset_is_refused() -> None:
     m.default_js = [*m.default_js, ("mystery", "https://example.invalid/mystery.js")]
     with pytest.raises(assets.UnknownAsset, match="mystery"):
         assets.localise(m)
+
+
+def test_pages_speak_chinese_by_default_and_english_on_request(
+        client: TestClient, login: Callable[..., dict[str, str]]) -> None:
+    from gridgis.maps import i18n
+
+    assert set(i18n.TEXT["zh"]) == set(i18n.TEXT["en"])  # every word in every language
+    log_in_page(client, login)
+    def words(path: str) -> dict[str, str]:
+        page = client.get(path).text
+        found = re.search(r"window\.gridgis\.t = (\{.*?\});", page, re.S)
+        assert found, path
+        return dict(json.loads(found.group(1)))
+
+    assert words("/map/command") == i18n.TEXT["zh"]
+    assert words("/map/command?lang=en")["view"] == "Colour by"
+    assert client.get("/map/command?lang=fr").status_code == 422
+
+
+def test_every_page_serves_its_assets_locally(client: TestClient,
+                                              login: Callable[..., dict[str, str]]) -> None:
+    """The planner's, the grid head's and the vector-tile command pages too."""
+    log_in_page(client, login)
+    for path in ("/map/planner", "/map/grid", "/map/grid/440402100001001",
+                 "/map/command?tiles=true"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        urls = set(ASSET.findall(page.text))
+        assert urls and [u for u in urls if not u.startswith("/")] == [], path
+        for url in urls:
+            assert client.get(url).status_code == 200, (path, url)
