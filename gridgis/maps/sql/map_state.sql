@@ -2,7 +2,7 @@
 -- with an active alert its tier, level, acknowledgement, escalation and checklist progress
 -- (the strongest alert when several warnings reach it); vulnerable residents of every grid;
 -- the territory's figures; the active warnings' hazard areas (wind circles, swaths, drawn
--- areas). Grid teams and unit heads get their own grids (:grids), the command centre all.
+-- areas) and storm tracks. Grid teams and unit heads get their own grids (:grids), the command centre all.
 WITH active AS (
     SELECT DISTINCT ON (a.grid_id) a.id, a.grid_id, a.tier, w.level, w.level_rank,
            w.identifier AS warning, a.acknowledged_at, a.escalation_level, a.gale_eta
@@ -64,4 +64,15 @@ SELECT json_build_object(
             ORDER BY wa.valid_at NULLS FIRST, wa.id)
         FROM warning_area wa JOIN warning w ON w.id = wa.warning_id
         WHERE w.id IN (SELECT w2.id FROM alert a2 JOIN warning w2 ON w2.id = a2.warning_id
-                       WHERE a2.state = 'active')), '[]')))
+                       WHERE a2.state = 'active')), '[]')),
+    -- the storm's track: the centres of its timed wind circles, in time order
+    'track', json_build_object('type', 'FeatureCollection', 'features', coalesce((
+        SELECT json_agg(json_build_object(
+            'type', 'Feature', 'geometry', CAST(ST_AsGeoJSON(t.line, 5) AS json),
+            'properties', json_build_object('warning', t.identifier)))
+        FROM (SELECT w.identifier, ST_MakeLine(ST_Centroid(wa.area) ORDER BY wa.valid_at)
+                     AS line
+              FROM warning_area wa JOIN warning w ON w.id = wa.warning_id
+              WHERE wa.valid_at IS NOT NULL AND wa.tier = 'gale'
+                AND w.id IN (SELECT a3.warning_id FROM alert a3 WHERE a3.state = 'active')
+              GROUP BY w.identifier HAVING count(*) > 1) t), '[]')))

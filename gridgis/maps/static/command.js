@@ -91,6 +91,8 @@ window.gridgis = window.gridgis || {};
         `${esc(f.properties.warning)} · ${esc(t[`tier_${f.properties.tier}`] || f.properties.tier)}`),
       interactive: true}).addTo(map);
     window.gridgis.layers.hazard = hazard;
+    const track = L.geoJSON(null, {style: {color: "#2c3e50", weight: 2, dashArray: "2 6"},
+                                   interactive: false}).addTo(map);
 
     const legend = () => VIEWS[page.view].legend.map(([colour, key]) =>
       `<div><i style="background:${colour};border-radius:2px"></i>${esc(t[key])}</div>`).join("");
@@ -155,6 +157,8 @@ window.gridgis = window.gridgis || {};
       page.refreshes += 1;
       hazard.clearLayers();
       hazard.addData(page.state.areas);
+      track.clearLayers();
+      track.addData(page.state.track);
       restyle(false);
       render();
     };
