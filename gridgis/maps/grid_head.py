@@ -9,7 +9,7 @@ with the version read, and a stale one shows the item as it now is.
 import folium
 from branca.element import MacroElement, Template
 
-from gridgis.maps import assets
+from gridgis.maps import assets, i18n
 
 MAP_HEIGHT = "38vh"  # the list below gets the rest of a phone's screen
 
@@ -36,7 +36,8 @@ class ChecklistApp(MacroElement):
 
 
 def build_grid_head_page(*, basemap_url: str | None, basemap_attribution: str = "",
-                         api: str = "/api", grid: str | None = None) -> folium.Map:
+                         api: str = "/api", grid: str | None = None,
+                         lang: str = "zh") -> folium.Map:
     """Return the grid head's checklist page (of one ``grid``: with its buildings, nearest
     shelters and alert to acknowledge); its data comes from ``api`` at run time."""
     m = folium.Map(location=(22.6, 113.5), zoom_start=14, tiles=None, height=MAP_HEIGHT,
@@ -45,8 +46,9 @@ def build_grid_head_page(*, basemap_url: str | None, basemap_attribution: str = 
         folium.TileLayer(tiles=basemap_url, attr=basemap_attribution or "basemap",
                          name="底图").add_to(m)
     m.get_root().header.add_child(folium.Element(  # type: ignore[attr-defined]
-        "<title>转移清单 · gridgis</title>"
-        f'<script src="{assets.OWN}/checklist.js"></script>'), name="gridgis_checklist")
+        f"<title>{i18n.words(lang)['c_checklist']} · gridgis</title>"
+        + i18n.words_script(lang)
+        + f'<script src="{assets.OWN}/checklist.js"></script>'), name="gridgis_checklist")
     m.add_child(ChecklistApp(m.get_name(), api, grid))
     assets.add_page_assets(m)
     assets.localise(m)

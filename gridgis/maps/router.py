@@ -44,13 +44,14 @@ def command_page(session: SessionDep, user: OptionalUser, lang: Lang = "zh",
 
 
 @router.get("/grid", response_class=HTMLResponse)
-def grid_head_page(user: OptionalUser) -> Response:
+def grid_head_page(user: OptionalUser, lang: Lang = "zh") -> Response:
     """The grid head's checklist page, for a phone (log-in first)."""
     if user is None:
         return RedirectResponse("/login?next=/map/grid", status_code=303)
     settings = get_settings()
     page = grid_head.build_grid_head_page(basemap_url=settings.basemap_url,
-                                          basemap_attribution=settings.basemap_attribution)
+                                          basemap_attribution=settings.basemap_attribution,
+                                          lang=lang)
     return HTMLResponse(page.get_root().render())
 
 
@@ -66,8 +67,8 @@ def planner_page(user: OptionalUser) -> Response:
 
 
 @router.get("/grid/{code}", response_class=HTMLResponse)
-def one_grid_page(user: OptionalUser,
-                  code: Annotated[str, Path(pattern=r"^\d{15}$")]) -> Response:
+def one_grid_page(user: OptionalUser, code: Annotated[str, Path(pattern=r"^\d{15}$")],
+                  lang: Lang = "zh") -> Response:
     """One grid's page for its head: the grid, its buildings and checklist on the map, the
     nearest shelters, its alert to acknowledge (log-in first)."""
     if user is None:
@@ -75,5 +76,5 @@ def one_grid_page(user: OptionalUser,
     settings = get_settings()
     page = grid_head.build_grid_head_page(basemap_url=settings.basemap_url,
                                           basemap_attribution=settings.basemap_attribution,
-                                          grid=code)
+                                          grid=code, lang=lang)
     return HTMLResponse(page.get_root().render())

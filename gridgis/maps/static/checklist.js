@@ -5,15 +5,18 @@ window.gridgis = window.gridgis || {};
 
 window.gridgis.checklistPage = (map, root, api, grid = null, refreshMs = 30000) => {
   const esc = (v) => window.gridgis.escape(v);
-  const KINDS = {contact: "联系", transfer: "转移", inspect: "排查", open_shelter: "开放避护场所",
-                 staff_station: "值守"};
-  const STATES = {pending: "待办", in_progress: "进行中", done: "完成", unable: "无法完成",
-                  not_needed: "不需要"};
-  const STAGES = {to_transfer: "待转移", left_home: "已离家", checked_in: "已入住",
-                  checked_out: "已离开避护场所"};
+  const t = window.gridgis.t;  // the page's words (gridgis/maps/i18n.py)
+  // fill("key", {n: 3}): the sentence with its {n} filled in
+  const fill = (key, values = {}) => t[key].replace(/\{(\w+)\}/g, (_, name) => values[name]);
+  const KINDS = {contact: t.c_contact, transfer: t.c_transfer, inspect: t.c_inspect,
+                 open_shelter: t.c_open_shelter, staff_station: t.c_staff_station};
+  const STATES = {pending: t.c_pending, in_progress: t.c_in_progress, done: t.c_done,
+                  unable: t.c_unable, not_needed: t.c_not_needed};
+  const STAGES = {to_transfer: t.c_to_transfer, left_home: t.c_left_home,
+                  checked_in: t.c_checked_in, checked_out: t.c_checked_out};
   const COLOURS = {pending: "#c0392b", in_progress: "#e67e22", done: "#27ae60",
                    unable: "#555", not_needed: "#95a5a6"};
-  const NEEDS = {wheelchair: "需轮椅", medical: "需医疗"};
+  const NEEDS = {wheelchair: t.c_wheelchair, medical: t.c_medical};
   const OPEN = ["pending", "in_progress"];
   const outline = L.geoJSON(null, {style: {color: "#2c3e50", weight: 2, fill: false},
                                    interactive: false}).addTo(map);
@@ -32,26 +35,26 @@ window.gridgis.checklistPage = (map, root, api, grid = null, refreshMs = 30000) 
   // a reason, takes the head-count, picks a shelter or writes a note.
   const actions = (item) => {
     if (page.checklist.state !== "open") return [];
-    const note = {label: "备注", note: true};
+    const note = {label: t.c_note, note: true};
     if (item.kind === "transfer") {
-      const move = {label: "换避护场所", pick: true};
+      const move = {label: t.c_change_shelter, pick: true};
       if (item.stage === "to_transfer" && OPEN.includes(item.state)) {
-        return [{label: "已离家", change: {stage: "left_home"}, count: true}, move,
-                {label: "无需转移", change: {state: "not_needed"}},
-                {label: "无法转移", change: {state: "unable"}, reason: true}, note];
+        return [{label: t.c_left_home, change: {stage: "left_home"}, count: true}, move,
+                {label: t.c_no_move, change: {state: "not_needed"}},
+                {label: t.c_cannot_move, change: {state: "unable"}, reason: true}, note];
       }
       if (item.stage === "left_home") {
-        return [{label: "已入住", change: {stage: "checked_in"}}, move, note];
+        return [{label: t.c_checked_in, change: {stage: "checked_in"}}, move, note];
       }
       if (item.stage === "checked_in") {
-        return [{label: "已离开避护场所", change: {stage: "checked_out"}}, note];
+        return [{label: t.c_checked_out, change: {stage: "checked_out"}}, note];
       }
       return [note];
     }
     if (!OPEN.includes(item.state)) return [note];
-    const done = {contact: "已联系", inspect: "已排查", open_shelter: "已开放",
-                  staff_station: "已到岗"}[item.kind];
-    const unable = item.kind === "contact" ? "联系不上" : "无法完成";
+    const done = {contact: t.c_called, inspect: t.c_inspected, open_shelter: t.c_opened,
+                  staff_station: t.c_on_duty}[item.kind];
+    const unable = item.kind === "contact" ? t.c_unreachable : t.c_unable;
     return [{label: done, change: {state: "done"}},
             {label: unable, change: {state: "unable"}, reason: true}, note];
   };
@@ -80,12 +83,13 @@ window.gridgis.checklistPage = (map, root, api, grid = null, refreshMs = 30000) 
   const pickShelter = async (item) => {
     const box = document.querySelector(`#item-${item.id} .gridgis-pick`);
     const choices = await sheltersFor(item);
-    if (!choices.length) { say(item.id, "附近没有空位的避护场所，请联系社区", "gridgis-warn"); return; }
-    box.innerHTML = `<select><option value="">选择避护场所…</option>${choices.map((s) =>
-      `<option value="${esc(s.code)}">${esc(s.name)} · 空位 ${s.capacity - s.occupancy}`
-      + ` · ${Math.round(s.metres)} 米</option>`).join("")}</select>`;
+    if (!choices.length) { say(item.id, t.c_no_room_near, "gridgis-warn"); return; }
+    box.innerHTML = `<select><option value="">${esc(t.c_choose_shelter)}</option>${choices.map(
+      (s) => `<option value="${esc(s.code)}">${esc(s.name)} · `
+        + `${esc(fill("c_room", {n: s.capacity - s.occupancy}))}`
+        + ` · ${esc(fill("c_metres", {n: Math.round(s.metres)}))}</option>`).join("")}</select>`;
     box.querySelector("select").addEventListener("change", (event) => {
-      if (event.target.value) save(item, {shelter: event.target.value}, "换避护场所");
+      if (event.target.value) save(item, {shelter: event.target.value}, t.c_change_shelter);
     });
   };
 
@@ -100,9 +104,10 @@ window.gridgis.checklistPage = (map, root, api, grid = null, refreshMs = 30000) 
       const names = page.households.get(item.household) || [];
       const needs = item.needs.map((n) => NEEDS[n] || n).join("、");
       const to = item.shelter
-        ? `→ ${esc(item.shelter)}${item.distance_m != null ? `（${Math.round(item.distance_m)} 米）` : ""}`
-        : '<span class="gridgis-warn">无避护场所，请联系社区</span>';
-      return `${esc(item.household)} · ${item.people}/${item.household_size} 人`
+        ? `→ ${esc(item.shelter)}${item.distance_m != null
+          ? ` (${esc(fill("c_metres", {n: Math.round(item.distance_m)}))})` : ""}`
+        : `<span class="gridgis-warn">${esc(t.c_no_shelter)}</span>`;
+      return `${esc(item.household)} · ${item.people}/${item.household_size} ${esc(t.c_people)}`
         + (names.length ? ` · ${esc(names.join("、"))}` : "")
         + (needs ? ` · <b>${esc(needs)}</b>` : "") + `<br>${to}`;
     }
@@ -124,14 +129,14 @@ window.gridgis.checklistPage = (map, root, api, grid = null, refreshMs = 30000) 
     const buttons = actions(item).map(({label}, i) =>
       `<button type="button" data-action="${i}">${esc(label)}</button>`).join("");
     const count = actions(item).some((a) => a.count)
-      ? `<label>人数 <input type="number" min="0" max="${item.household_size}"
+      ? `<label>${esc(t.c_head_count)} <input type="number" min="0" max="${item.household_size}"
            value="${item.head_count ?? item.people}" inputmode="numeric"></label>` : "";
     return `<article class="gridgis-item" id="item-${item.id}" data-id="${item.id}"
         data-state="${esc(item.state)}" data-stage="${esc(item.stage || "")}">
       <header><span class="gridgis-kind">${esc(KINDS[item.kind] || item.kind)}</span>
         <span class="gridgis-state" style="color:${COLOURS[item.state]}">${esc(status)}</span></header>
       <div class="gridgis-subject">${subject(item)}</div>
-      ${item.reason ? `<div class="gridgis-reason">原因：${esc(item.reason)}</div>` : ""}
+      ${item.reason ? `<div class="gridgis-reason">${esc(t.c_reason)}${esc(item.reason)}</div>` : ""}
       <div class="gridgis-actions">${count}${buttons}</div>
       <div class="gridgis-pick"></div>
       ${byline(item)}
@@ -146,17 +151,20 @@ window.gridgis.checklistPage = (map, root, api, grid = null, refreshMs = 30000) 
     const due = c.due_at ? new Date(c.due_at) : null;
     const left = due ? Math.round((due - Date.now()) / 60000) : null;
     const dueText = due ? `${due.toLocaleTimeString("zh-CN", {hour: "2-digit", minute: "2-digit"})}`
-      + (left >= 0 ? `（还剩 ${left} 分钟）` : "（已超时）") : "未定";
+      + (left >= 0 ? fill("c_minutes_left", {n: left}) : t.c_overdue) : t.c_no_due;
     return `<section class="gridgis-head" data-at-risk="${c.at_risk}">
-      <h1>${esc(c.grid)} 转移清单</h1>
-      <div>完成 <b class="gridgis-done">${finished}</b> / ${items.length} · 截止 ${esc(dueText)}</div>
+      <h1>${esc(c.grid)} ${esc(t.c_checklist)}</h1>
+      <div>${esc(t.c_done)} <b class="gridgis-done">${finished}</b> / ${items.length}
+        · ${esc(t.c_due)} ${esc(dueText)}</div>
       <progress max="${items.length}" value="${finished}"></progress>
       <label><input type="checkbox" class="gridgis-hide" ${page.hideDone ? "checked" : ""}>
-        只看未完成</label>
-      ${c.at_risk ? '<div class="gridgis-warn">进度落后，可能无法按时完成</div>' : ""}
-      ${c.unplaced ? `<div class="gridgis-warn">${c.unplaced} 人无避护场所可去</div>` : ""}
-      ${c.ready ? "" : '<div class="gridgis-warn">清单正在生成，稍候自动刷新</div>'}
-      ${c.state !== "open" ? `<div class="gridgis-warn">清单已${c.state === "stood_down" ? "解除" : "关闭"}</div>` : ""}
+        ${esc(t.c_only_open)}</label>
+      ${c.at_risk ? `<div class="gridgis-warn">${esc(t.c_at_risk)}</div>` : ""}
+      ${c.unplaced ? `<div class="gridgis-warn">${esc(fill("c_unplaced", {n: c.unplaced}))}</div>`
+        : ""}
+      ${c.ready ? "" : `<div class="gridgis-warn">${esc(t.c_making)}</div>`}
+      ${c.state !== "open" ? `<div class="gridgis-warn">${esc(c.state === "stood_down"
+        ? t.c_stood_down : t.c_closed)}</div>` : ""}
     </section>`;
   };
 
@@ -192,16 +200,16 @@ window.gridgis.checklistPage = (map, root, api, grid = null, refreshMs = 30000) 
   };
 
   const save = async (item, body, label) => {
-    say(item.id, "正在保存…");
+    say(item.id, t.c_saving);
     try {
       const answer = await patch(item, body);
       const result = await answer.json();
-      if (answer.ok) show(result, `已保存：${label}`, "gridgis-ok");
+      if (answer.ok) show(result, `${t.c_saved}${label}`, "gridgis-ok");
       else if (answer.status === 412 && result.current) {
-        show(result.current, "已被他人更新，以上为最新状态，请确认后再操作", "gridgis-warn");
-      } else say(item.id, `未保存：${result.detail || answer.status}`, "gridgis-warn");
+        show(result.current, t.c_stale, "gridgis-warn");
+      } else say(item.id, `${t.c_not_saved}${result.detail || answer.status}`, "gridgis-warn");
     } catch (error) {
-      say(item.id, `未保存（网络）：${error.message}`, "gridgis-warn");
+      say(item.id, `${t.c_not_saved_network}${error.message}`, "gridgis-warn");
     }
   };
 
@@ -210,7 +218,7 @@ window.gridgis.checklistPage = (map, root, api, grid = null, refreshMs = 30000) 
     if (action.pick) { await pickShelter(item); return; }
     const body = {...action.change};
     if (action.reason || action.note) {
-      const text = window.prompt(action.note ? "备注" : `${action.label}：请写明原因`,
+      const text = window.prompt(action.note ? t.c_note : `${action.label}: ${t.c_why}`,
                                  action.note ? item.note || "" : "");
       if (!text) return;
       body[action.note ? "note" : "reason"] = text;
@@ -219,7 +227,7 @@ window.gridgis.checklistPage = (map, root, api, grid = null, refreshMs = 30000) 
       const typed = document.querySelector(`#item-${item.id} input`).value.trim();
       const count = Number(typed);
       if (typed === "" || !Number.isInteger(count) || count < 0 || count > item.household_size) {
-        say(item.id, `人数请填 0 到 ${item.household_size}`, "gridgis-warn");
+        say(item.id, fill("c_count_range", {n: item.household_size}), "gridgis-warn");
         return;
       }
       body.head_count = count;
@@ -289,9 +297,10 @@ window.gridgis.checklistPage = (map, root, api, grid = null, refreshMs = 30000) 
   };
 
   const choose = (lists) => {
-    root.innerHTML = '<section class="gridgis-head"><h1>选择转移清单</h1></section>'
+    root.innerHTML = `<section class="gridgis-head"><h1>${esc(t.c_choose)}</h1></section>`
       + lists.map((c) => `<button type="button" class="gridgis-choice" data-checklist="${c.id}">
-          ${esc(c.grid)} · 完成 ${c.finished}/${c.items}${c.at_risk ? " · 落后" : ""}</button>`)
+          ${esc(c.grid)} · ${esc(t.c_done)} ${c.finished}/${c.items}${c.at_risk
+            ? ` · ${esc(t.c_behind)}` : ""}</button>`)
         .join("");
     root.dataset.ready = "true";
   };
@@ -305,15 +314,15 @@ window.gridgis.checklistPage = (map, root, api, grid = null, refreshMs = 30000) 
       if (picked) await open(picked, first || page.checklist?.id !== picked.id);
       else if (lists.length) choose(lists);
       else {
-        root.innerHTML = `<section class="gridgis-head"><h1>${esc(grid || "")} 暂无转移清单</h1>`
-          + "<p>收到预警后，本网格的转移清单会在这里出现。</p></section>"
+        root.innerHTML = `<section class="gridgis-head"><h1>${esc(grid || "")} `
+          + `${esc(t.c_none)}</h1><p>${esc(t.c_none_yet)}</p></section>`
           + '<div class="gridgis-alert"></div>';
         root.dataset.ready = "true";
       }
       if (grid) await showAlert();
       root.dataset.loads = String(Number(root.dataset.loads || 0) + 1);  // for the curious
     } catch (error) {
-      root.innerHTML = `<p class="gridgis-warn">载入失败：${esc(error.message)}</p>`;
+      root.innerHTML = `<p class="gridgis-warn">${esc(t.c_load_failed)}${esc(error.message)}</p>`;
     }
   };
   const wanted = () => (window.location.hash.match(/checklist=(\d+)/) || [])[1];
@@ -355,8 +364,9 @@ window.gridgis.checklistPage = (map, root, api, grid = null, refreshMs = 30000) 
     }
     if (!active) { box.innerHTML = ""; return; }
     box.innerHTML = `<div class="gridgis-head">${esc(active.level)} · ${esc(active.warning)}`
-      + (active.acknowledged_at ? ' · <b class="gridgis-ok">已确认</b>'
-         : ` <button type="button" class="gridgis-ack" data-alert="${active.id}">确认收到预警</button>`)
+      + (active.acknowledged_at ? ` · <b class="gridgis-ok">${esc(t.c_acknowledged)}</b>`
+         : ` <button type="button" class="gridgis-ack" data-alert="${active.id}">`
+           + `${esc(t.c_acknowledge)}</button>`)
       + "</div>";
   };
   root.addEventListener("click", async (event) => {
@@ -367,7 +377,7 @@ window.gridgis.checklistPage = (map, root, api, grid = null, refreshMs = 30000) 
     const answer = await fetch(`${url}/ack`, {method: "POST", credentials: "same-origin",
       headers: {"X-Requested-With": "gridgis", "If-Match": read.headers.get("ETag")}});
     if (answer.ok) await showAlert();
-    else button.textContent = `未能确认（${answer.status}），请重试`;
+    else button.textContent = fill("c_ack_failed", {n: answer.status});
   });
 
   root.addEventListener("change", (event) => {
