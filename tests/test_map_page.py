@@ -107,6 +107,7 @@ def test_pages_speak_chinese_by_default_and_english_on_request(
     assert words("/map/command") == i18n.TEXT["zh"]
     assert words("/map/command?lang=en")["view"] == "Colour by"
     assert words("/map/grid") == i18n.TEXT["zh"]  # the grid head's pages too
+    assert words("/map/planner?lang=en")["p_publish"] == "Publish"  # and the planner's
     assert words("/map/grid/440402100001001?lang=en")["c_acknowledge"] == \
         "Acknowledge the warning"
     assert client.get("/map/command?lang=fr").status_code == 422

@@ -6,7 +6,7 @@ import folium
 from branca.element import MacroElement, Template
 from folium.plugins import Draw
 
-from gridgis.maps import assets
+from gridgis.maps import assets, i18n
 from gridgis.maps.command import DEFAULT_CENTRE
 
 
@@ -29,7 +29,7 @@ class PlannerApp(MacroElement):
 
 
 def build_planner_page(*, basemap_url: str | None, basemap_attribution: str = "",
-                       api: str = "/api") -> folium.Map:
+                       api: str = "/api", lang: str = "zh") -> folium.Map:
     """Return the planner's page; grids and everything else come from ``api`` at run time."""
     m = folium.Map(location=DEFAULT_CENTRE, zoom_start=11, tiles=None, control_scale=True)
     if basemap_url:
@@ -42,8 +42,8 @@ def build_planner_page(*, basemap_url: str | None, basemap_attribution: str = ""
                        "circlemarker": False, "marker": False},
          edit_options={"edit": False, "remove": True}).add_to(m)
     m.get_root().header.add_child(folium.Element(  # type: ignore[attr-defined]
-        "<title>网格规划 · gridgis</title>"
-        f'<script src="{assets.OWN}/planner.js"></script>'), name="gridgis_planner")
+        f"<title>{i18n.words(lang)['p_title']} · gridgis</title>" + i18n.words_script(lang)
+        + f'<script src="{assets.OWN}/planner.js"></script>'), name="gridgis_planner")
     m.add_child(PlannerApp(m.get_name(), drawn.get_name(), api))
     assets.add_page_assets(m)
     assets.localise(m)

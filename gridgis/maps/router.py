@@ -56,13 +56,14 @@ def grid_head_page(user: OptionalUser, lang: Lang = "zh") -> Response:
 
 
 @router.get("/planner", response_class=HTMLResponse)
-def planner_page(user: OptionalUser) -> Response:
+def planner_page(user: OptionalUser, lang: Lang = "zh") -> Response:
     """The planner's page: changesets drawn and checked on the map (log-in first)."""
     if user is None:
         return RedirectResponse("/login?next=/map/planner", status_code=303)
     settings = get_settings()
     page = planner.build_planner_page(basemap_url=settings.basemap_url,
-                                      basemap_attribution=settings.basemap_attribution)
+                                      basemap_attribution=settings.basemap_attribution,
+                                      lang=lang)
     return HTMLResponse(page.get_root().render())
 
 

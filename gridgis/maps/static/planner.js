@@ -6,6 +6,7 @@ window.gridgis = window.gridgis || {};
 
 window.gridgis.plannerPage = (map, drawn, panel, api) => {
   const esc = (v) => window.gridgis.escape(v);
+  const w = window.gridgis.t;  // the page's words (gridgis/maps/i18n.py)
   const page = {changeset: null, operations: [], selected: null, merging: null, codes: [],
                 loaded: false, findings: 0, map};
   window.gridgis.planner = page;
@@ -79,23 +80,24 @@ window.gridgis.plannerPage = (map, drawn, panel, api) => {
 
   const render = () => {
     const c = page.changeset;
-    const selected = page.selected ? `选中网格 <b>${esc(page.selected)}</b>` : "未选中网格";
-    panel.innerHTML = `<div class="gridgis-title">网格规划</div>
-      ${c ? `<div>变更集 #${c.id}：${esc(c.reason)}
-               <button type="button" data-do="abandon" title="放弃这个变更集">放弃</button></div>`
-        : `<input class="gridgis-reason" placeholder="变更原因" maxlength="1000">
-           <button type="button" data-do="open">新建变更集</button>`}
+    const selected = page.selected ? `${esc(w.p_selected)} <b>${esc(page.selected)}</b>`
+      : esc(w.p_none_selected);
+    panel.innerHTML = `<div class="gridgis-title">${esc(w.p_title)}</div>
+      ${c ? `<div>${esc(w.p_changeset)} #${c.id}: ${esc(c.reason)}
+               <button type="button" data-do="abandon">${esc(w.p_abandon)}</button></div>`
+        : `<input class="gridgis-reason" placeholder="${esc(w.p_reason)}" maxlength="1000">
+           <button type="button" data-do="open">${esc(w.p_open)}</button>`}
       <div class="gridgis-selected">${selected}
-        ${page.merging ? `（点另一个网格并入 ${esc(page.merging)}）` : ""}</div>
-      ${c && page.selected ? `<button type="button" data-do="rename">改名</button>
-        <button type="button" data-do="merge">合并…</button>
-        <button type="button" data-do="retire">退役</button>` : ""}
-      <p class="gridgis-hint">画多边形：替换选中网格的边界（未选中则新建网格）；画线：拆分选中网格。</p>
+        ${page.merging ? `(${esc(w.p_merge_into)} ${esc(page.merging)})` : ""}</div>
+      ${c && page.selected ? `<button type="button" data-do="rename">${esc(w.p_rename)}</button>
+        <button type="button" data-do="merge">${esc(w.p_merge)}</button>
+        <button type="button" data-do="retire">${esc(w.p_retire)}</button>` : ""}
+      <p class="gridgis-hint">${esc(w.p_hint)}</p>
       <ol class="gridgis-ops">${page.operations.map((o) =>
         `<li>${esc(o.op)} ${esc(o.grid)}</li>`).join("")}</ol>
-      ${c ? `<button type="button" data-do="validate">校验</button>
-        <button type="button" data-do="preview">预览影响</button>
-        <button type="button" data-do="publish">发布</button>` : ""}
+      ${c ? `<button type="button" data-do="validate">${esc(w.p_validate)}</button>
+        <button type="button" data-do="preview">${esc(w.p_preview)}</button>
+        <button type="button" data-do="publish">${esc(w.p_publish)}</button>` : ""}
       <ul class="gridgis-findings"></ul>
       <div class="gridgis-impact"></div>
       <div class="gridgis-msg" role="status"></div>`;
@@ -104,7 +106,7 @@ window.gridgis.plannerPage = (map, drawn, panel, api) => {
   // Every operation on a live grid carries the version the page drew it from: a grid
   // republished meanwhile is refused (409), never overwritten.
   const addOperation = async (body) => {
-    if (!page.changeset) { say("请先新建变更集", "gridgis-warn"); return false; }
+    if (!page.changeset) { say(w.p_open_first, "gridgis-warn"); return false; }
     if (page.versions?.has(body.grid) && body.op !== "create") {
       body.base_version = page.versions.get(body.grid);
     }
@@ -112,12 +114,12 @@ window.gridgis.plannerPage = (map, drawn, panel, api) => {
     if (!r.ok) {
       render();
       showFindings(r.data.findings);
-      say(`未添加：${r.data.detail || r.status}`, "gridgis-warn");
+      say(`${w.p_not_added}${r.data.detail || r.status}`, "gridgis-warn");
       return false;
     }
     page.operations.push(r.data);
     render();
-    say(`已添加：${body.op} ${body.grid}`, "gridgis-ok");
+    say(`${w.p_added}${body.op} ${body.grid}`, "gridgis-ok");
     return true;
   };
 
@@ -138,13 +140,13 @@ window.gridgis.plannerPage = (map, drawn, panel, api) => {
     open: async () => {
       const reason = panel.querySelector(".gridgis-reason").value.trim();
       const r = await send("POST", `${api}/changesets`, {reason});
-      if (!r.ok) { say(`未能新建：${r.data.detail || r.status}`, "gridgis-warn"); return; }
+      if (!r.ok) { say(`${w.p_not_opened}${r.data.detail || r.status}`, "gridgis-warn"); return; }
       page.changeset = r.data;
       page.operations = [];
       findings.clearLayers();
       preview.clearLayers();
       render();
-      say(`变更集 #${r.data.id} 已新建`, "gridgis-ok");
+      say(`${w.p_changeset} #${r.data.id} ${w.p_opened}`, "gridgis-ok");
     },
     abandon: async () => {  // kept as a record, never published; the panel starts afresh
       await send("POST", `${api}/changesets/${page.changeset.id}/abandon`);
@@ -155,37 +157,39 @@ window.gridgis.plannerPage = (map, drawn, panel, api) => {
       render();
     },
     rename: () => {
-      const name = window.prompt("新名称");
+      const name = window.prompt(w.p_new_name);
       if (name) addOperation({op: "modify", grid: page.selected, name});
     },
     retire: () => addOperation({op: "retire", grid: page.selected}),
     merge: () => { page.merging = page.selected; render(); },
     validate: async () => {
       const r = await send("POST", `${api}/changesets/${page.changeset.id}/validate`);
-      if (!r.ok) { say(`校验失败：${r.data.detail || r.status}`, "gridgis-warn"); return; }
+      if (!r.ok) { say(`${w.p_validate_failed}${r.data.detail || r.status}`, "gridgis-warn"); return; }
       showFindings(r.data.findings);
-      say(r.data.ok ? "校验通过" : "校验未通过：见红色标注", r.data.ok ? "gridgis-ok" : "gridgis-warn");
+      say(r.data.ok ? w.p_valid : w.p_invalid, r.data.ok ? "gridgis-ok" : "gridgis-warn");
     },
     preview: async () => {
       const r = await send("GET", `${api}/changesets/${page.changeset.id}/preview`);
-      if (!r.ok) { say(`预览失败：${r.data.detail || r.status}`, "gridgis-warn"); return; }
+      if (!r.ok) { say(`${w.p_preview_failed}${r.data.detail || r.status}`, "gridgis-warn"); return; }
       preview.clearLayers();
       preview.addData(r.data.map);
       const t = r.data.totals;
       panel.querySelector(".gridgis-impact").innerHTML =
-        `<div>变动：楼栋 <b>${t.buildings}</b> · 居民 <b>${t.residents}</b> · 户 `
-        + `<b>${t.households}</b> · 进行中的预警 <b>${t.alerts}</b></div>`
-        + `<ul>${r.data.moves.map((m) => `<li>${esc(m.from_grid)} → ${esc(m.to_grid || "无网格")}：`
-          + `${m.buildings} 栋 ${m.residents} 人</li>`).join("")}</ul>`
+        `<div>${esc(w.p_moves)} ${esc(w.p_buildings)} <b>${t.buildings}</b> · `
+        + `${esc(w.p_residents)} <b>${t.residents}</b> · ${esc(w.p_households)} `
+        + `<b>${t.households}</b> · ${esc(w.p_alerts)} <b>${t.alerts}</b></div>`
+        + `<ul>${r.data.moves.map((m) => `<li>${esc(m.from_grid)} → `
+          + `${esc(m.to_grid || w.p_no_grid)}: ${m.buildings} ${esc(w.p_buildings_unit)} `
+          + `${m.residents} ${esc(w.p_people)}</li>`).join("")}</ul>`
         + `<ul>${r.data.heads.map((h) => `<li>${esc(h.user)} ${h.residents > 0 ? "+" : ""}`
-          + `${h.residents} 人</li>`).join("")}</ul>`;
-      say("已预览", "gridgis-ok");
+          + `${h.residents} ${esc(w.p_people)}</li>`).join("")}</ul>`;
+      say(w.p_previewed, "gridgis-ok");
     },
     publish: async () => {
       const r = await send("POST", `${api}/changesets/${page.changeset.id}/publish`);
       if (!r.ok) {
         showFindings(r.data.findings);
-        say(`未发布：${r.data.detail || r.status}`, "gridgis-warn");
+        say(`${w.p_not_published}${r.data.detail || r.status}`, "gridgis-warn");
         return;
       }
       page.changeset = null;
@@ -194,7 +198,7 @@ window.gridgis.plannerPage = (map, drawn, panel, api) => {
       preview.clearLayers();
       findings.clearLayers();
       await loadGrids();
-      say(`已发布：${Object.keys(r.data.grids).join("、")}`, "gridgis-ok");
+      say(`${w.p_published}${Object.keys(r.data.grids).join(", ")}`, "gridgis-ok");
     },
   };
 
@@ -209,8 +213,8 @@ window.gridgis.plannerPage = (map, drawn, panel, api) => {
     const geometry = event.layer.toGeoJSON().geometry;
     setTimeout(() => drawn.removeLayer(event.layer), 0);  // the operation is what stays
     if (event.layerType === "polyline") {
-      if (!page.selected) { say("请先选中要拆分的网格", "gridgis-warn"); return; }
-      const typed = window.prompt("拆分后各部分的编码（逗号分隔）",
+      if (!page.selected) { say(w.p_select_first, "gridgis-warn"); return; }
+      const typed = window.prompt(w.p_split_codes,
                                   nextCodes(page.selected, 2).join(","));
       if (!typed) return;
       const codes = typed.split(",").map((c) => c.trim()).filter(Boolean);
@@ -218,10 +222,10 @@ window.gridgis.plannerPage = (map, drawn, panel, api) => {
     } else if (page.selected) {
       await addOperation({op: "modify", grid: page.selected, geometry});
     } else {
-      const code = window.prompt("新网格编码（15 位）");
+      const code = window.prompt(w.p_new_code);
       if (!code) return;
-      const name = window.prompt("新网格名称") || code;
-      const heads = (window.prompt("网格长、网格员用户名（逗号分隔）") || "")
+      const name = window.prompt(w.p_new_grid_name) || code;
+      const heads = (window.prompt(w.p_heads) || "")
         .split(",").map((h) => h.trim()).filter(Boolean);
       await addOperation({op: "create", grid: code.trim(), name, geometry, heads});
     }
