@@ -39,6 +39,11 @@ GRID_EACH_JS = """
 }
 """
 COMMUNITY_STYLE_JS = "(feature) => ({color: '#222', weight: 2, fill: false})"
+# Community names on the map itself (no base map needed), shown from zoom 12 (command.js).
+LABEL_JS = """
+(feature, layer) => layer.bindTooltip(gridgis.escape(feature.properties.name),
+    {permanent: true, direction: "center", className: "gridgis-label gridgis-unit-label"})
+"""
 STREET_STYLE_JS = "(feature) => ({color: '#000', weight: 3.5, fill: false, dashArray: '8 4'})"
 POINT_JS = """
 (feature, latlng) => {
@@ -151,8 +156,9 @@ def build_command_map(*, basemap_url: str | None, basemap_attribution: str = "",
     ``vector_tiles`` (a city: tens of thousands of grids) grids come as vector tiles drawn
     on canvas, not as one GeoJSON document."""
     t = i18n.words(lang)
+    # minZoom set on the map itself: else Leaflet takes the buildings layer's (15) for it
     m = folium.Map(location=DEFAULT_CENTRE, zoom_start=9, tiles=None, control_scale=True,
-                   prefer_canvas=True)
+                   prefer_canvas=True, minZoom=0)
     if basemap_url:
         folium.TileLayer(tiles=basemap_url, attr=basemap_attribution or "basemap",
                          name="底图", overlay=False).add_to(m)
@@ -163,7 +169,7 @@ def build_command_map(*, basemap_url: str | None, basemap_attribution: str = "",
     buildings = _tiles("buildings", t["buildings"], BUILDING_TILE_OPTIONS)
     communities = _layer(f"{api}/admin-units?level=community&limit={GRID_PAGE}",
                          t["communities"], interval=5 * REFRESH_MS,
-                         style=JsCode(COMMUNITY_STYLE_JS))
+                         style=JsCode(COMMUNITY_STYLE_JS), on_each_feature=JsCode(LABEL_JS))
     streets = _layer(f"{api}/admin-units?level=street&limit={GRID_PAGE}", t["streets"],
                      interval=5 * REFRESH_MS, style=JsCode(STREET_STYLE_JS))
     stations = _layer(f"{api}/stations?limit={GRID_PAGE}", t["stations"],

@@ -173,6 +173,10 @@ window.gridgis = window.gridgis || {};
       grids().on("click", (e) => L.popup().setLatLng(e.latlng)
         .setContent(window.gridgis.gridPopup({properties: e.layer.properties})).openOn(map));
     }
+    // Names of communities from zoom 12: below it they would cover the map.
+    const labels = () => map.getContainer().classList.toggle("gridgis-far", map.getZoom() < 12);
+    map.on("zoomend", labels);
+    labels();
     render();
     refresh();
     setInterval(refresh, 60000);  // and a slow beat, in case a change came while offline
