@@ -92,6 +92,9 @@ def test_the_report_is_for_the_command_centre(client: TestClient, session: Sessi
                       headers=command).status_code == 404
     page = client.get(f"/reports/{identifier}", headers=command)
     assert page.status_code == 200 and "复盘报告" in page.text
+    english = client.get(f"/reports/{identifier}?lang=en", headers=command).text
+    assert "After-action report" in english and "First grid acknowledged" in english
+    assert "复盘报告" not in english
     assert "report.csv" in page.text and "attachment" not in page.headers.get(
         "content-disposition", "")
     listed = client.get("/reports", headers=command)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from gridgis import auth
 from gridgis.alerts import dead_letters, rollup, targeting
 from gridgis.errors import NotFound
+from gridgis.maps import i18n
 from gridgis.models import AppUser
 from gridgis.settings import get_settings
 
@@ -133,21 +134,23 @@ def to_csv(report: Report) -> str:
 
 
 def to_html(session: Session, report: Report, csv_url: str = "", html_url: str = "",
-            font_links: tuple[str, ...] = ()) -> str:
+            font_links: tuple[str, ...] = (), lang: str = "zh") -> str:
     """Return the report as one self-contained HTML file; times in the local zone
     (``GRIDGIS_DISPATCH_TIMEZONE``, the zone of the messages too). The page served by
     gridgis links its fonts (``font_links``); a downloaded file uses the reader's own."""
     zone = get_settings().dispatch_timezone
+    w = i18n.words(lang)
+    report.timeline = _timeline(report.warnings, report.grids, w)
     return TEMPLATES.get_template("report.html").render(
         report=report, zone=zone, now=datetime.now(UTC), csv_url=csv_url, html_url=html_url,
-        font_links=font_links,
+        font_links=font_links, w=w,
         map_svg=_map_svg(session, report.grids),
         progress_svg=_chart(report.series, [
-            ("acknowledged_share", "已确认预警的网格", "#2980b9"),
-            ("finished_share", "清单完成", "#27ae60")], zone, percent=True),
+            ("acknowledged_share", w["r_chart_ack"], "#2980b9"),
+            ("finished_share", w["r_chart_done"], "#27ae60")], zone, percent=True),
         people_svg=_chart(report.series, [
-            ("checked_in", "已入住避护场所（人）", "#27ae60"),
-            ("on_the_way", "已离家未入住（人）", "#e67e22")], zone, percent=False))
+            ("checked_in", w["r_chart_in"], "#27ae60"),
+            ("on_the_way", w["r_chart_way"], "#e67e22")], zone, percent=False))
 
 
 def _with_lateness(row: dict[str, Any]) -> dict[str, Any]:
@@ -181,18 +184,20 @@ def _totals(grids: list[dict[str, Any]]) -> dict[str, Any]:
             "worked_through": sum(g["worked_through_at"] is not None for g in grids)}
 
 
-def _timeline(warnings: list[dict[str, Any]],
-              grids: list[dict[str, Any]]) -> list[tuple[datetime, str]]:
-    kinds = {"alert": "预警发布", "update": "预警更新", "cancel": "预警解除"}
+def _timeline(warnings: list[dict[str, Any]], grids: list[dict[str, Any]],
+              w: dict[str, str] | None = None) -> list[tuple[datetime, str]]:
+    w = w or i18n.words("zh")
+    kinds = {"alert": w["r_issued"], "update": w["r_updated"], "cancel": w["r_cancelled"]}
     events = [(w["received_at"], f"{kinds.get(w['msg_type'], w['msg_type'])} {w['identifier']}"
                                  f"（{w['level']}）") for w in warnings]
-    for key, label in (("told_at", "通知送达"), ("acknowledged_at", "网格确认"),
-                       ("worked_through_at", "清单完成")):
+    for key, label in (("told_at", w["r_told"]), ("acknowledged_at", w["r_acked"]),
+                       ("worked_through_at", w["r_worked"])):
         times = sorted(g[key] for g in grids if g[key] is not None)
         if times:
-            events.append((times[0], f"首个{label}（{len(times)}/{len(grids)} 个网格）"))
+            events.append((times[0], w["r_first"].format(label=label, n=len(times),
+                                                          of=len(grids))))
             if len(times) > 1:
-                events.append((times[-1], f"最后{label}"))
+                events.append((times[-1], w["r_last"].format(label=label)))
     return sorted(events, key=lambda e: e[0])
 
 

@@ -1,10 +1,10 @@
 """HTTP for after-action reports: the page, its HTML download and the per-grid CSV."""
 
 from html import escape
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 
@@ -16,6 +16,7 @@ from gridgis.maps import assets
 
 router = APIRouter(tags=["reports"])
 Identifier = Annotated[str, Path(min_length=1, max_length=200)]
+Lang = Annotated[Literal["zh", "en"], Query(description="the report's language")]
 RECENT_SQL = text("""
 SELECT identifier, event, level, received_at FROM warning
 WHERE msg_type = 'alert' ORDER BY received_at DESC LIMIT 200
@@ -36,11 +37,12 @@ def report_csv(session: SessionDep, user: CurrentUser, identifier: Identifier) -
 
 
 @router.get("/api/warnings/{identifier}/report.html")
-def report_html(session: SessionDep, user: CurrentUser, identifier: Identifier) -> Response:
+def report_html(session: SessionDep, user: CurrentUser, identifier: Identifier,
+                lang: Lang = "zh") -> Response:
     """The report as one self-contained HTML file to keep, send or print to PDF."""
     found = report.gather(session, user, identifier)
     csv_url, html_url = _urls(identifier)
-    return HTMLResponse(report.to_html(session, found, csv_url, html_url), headers={
+    return HTMLResponse(report.to_html(session, found, csv_url, html_url, lang=lang), headers={
         "Content-Disposition": _attachment(identifier, "html")})
 
 
@@ -60,14 +62,16 @@ def reports_page(session: SessionDep, user: OptionalUser) -> Response:
 
 
 @router.get("/reports/{identifier}", response_class=HTMLResponse, tags=["pages"])
-def report_page(session: SessionDep, user: OptionalUser, identifier: Identifier) -> Response:
+def report_page(session: SessionDep, user: OptionalUser, identifier: Identifier,
+                lang: Lang = "zh") -> Response:
     """A warning's after-action report as a page (log-in first)."""
     if user is None:
         return RedirectResponse(f"/login?next=/reports/{quote(identifier, safe='')}",
                                 status_code=303)
     found = report.gather(session, user, identifier)
     csv_url, html_url = _urls(identifier)
-    return HTMLResponse(report.to_html(session, found, csv_url, html_url, assets.FONT_CSS))
+    return HTMLResponse(report.to_html(session, found, csv_url, html_url, assets.FONT_CSS,
+                                       lang))
 
 
 def _attachment(identifier: str, extension: str) -> str:
