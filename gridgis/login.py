@@ -9,27 +9,28 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from gridgis import auth
 from gridgis.db import SessionDep
 from gridgis.errors import Unauthorized
+from gridgis.maps import i18n
 from gridgis.settings import get_settings
 
 router = APIRouter(tags=["pages"])
 
 PAGE = """<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8">
+<html lang="{lang}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>登录 · gridgis</title>
+<title>{l_title} · gridgis</title>
 <link rel="icon" type="image/svg+xml" href="/static/gridgis/favicon.svg">
 <link rel="stylesheet" href="/static/vendor/@fontsource/noto-sans-sc/400.css">
 <link rel="stylesheet" href="/static/gridgis/gridgis.css">
 </head><body class="gridgis-login">
 <form method="post" action="/login">
-  <h1>gridgis 网格化服务管理</h1>
+  <h1>{l_heading}</h1>
   {error}
-  <label>用户名 Username <input name="username" autocomplete="username" required
+  <label>{l_username} <input name="username" autocomplete="username" required
     value="{username}"></label>
-  <label>密码 Password <input name="password" type="password"
+  <label>{l_password} <input name="password" type="password"
     autocomplete="current-password" required></label>
   <input type="hidden" name="next" value="{next}">
-  <button type="submit">登录 Log in</button>
+  <button type="submit">{l_submit}</button>
 </form></body></html>"""
 
 
@@ -42,9 +43,14 @@ def safe_next(target: str) -> str:
 
 def login_page(next_path: str = "/map/command", username: str = "", error: str = "",
                status: int = 200) -> HTMLResponse:
+    """The form, in the language the page asked for (``lang=en`` in ``next``)."""
+    target = safe_next(next_path)
+    words = i18n.words("en" if "lang=en" in target else "zh")
     shown = f'<p class="gridgis-error">{escape(error)}</p>' if error else ""
+    labels = {key: escape(value) for key, value in words.items() if key.startswith("l_")}
     return HTMLResponse(PAGE.format(error=shown, username=escape(username),
-                                    next=escape(safe_next(next_path))), status_code=status)
+                                    next=escape(target), lang=words["lang"], **labels),
+                        status_code=status)
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -61,7 +67,8 @@ def log_in(session: SessionDep, username: Annotated[str, Form()],
     try:
         user = auth.authenticate(session, username, password)
     except Unauthorized as exc:
-        return login_page(next, username, f"登录失败 / {exc}", status=401)
+        failed = i18n.words("en" if "lang=en" in safe_next(next) else "zh")["l_failed"]
+        return login_page(next, username, f"{failed}{exc}", status=401)
     token, _ = auth.issue_token(session, user)
     session.commit()
     response = RedirectResponse(safe_next(next), status_code=303)

@@ -125,3 +125,10 @@ def test_every_page_serves_its_assets_locally(client: TestClient,
         assert urls and [u for u in urls if not u.startswith("/")] == [], path
         for url in urls:
             assert client.get(url).status_code == 200, (path, url)
+
+
+def test_the_log_in_form_follows_the_pages_language(client: TestClient) -> None:
+    english = client.get("/map/planner?lang=en", follow_redirects=True)
+    assert "Username" in english.text and 'lang="en"' in english.text
+    chinese = client.get("/map/planner", follow_redirects=True)
+    assert "用户名" in chinese.text and "Username" not in chinese.text

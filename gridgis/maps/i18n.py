@@ -198,6 +198,9 @@ TEXT: dict[str, dict[str, str]] = {
         "r_worked": "清单完成",
         "r_first": "首个{label}（{n}/{of} 个网格）",
         "r_last": "最后{label}",
+        # the log-in page
+        "l_title": "登录", "l_heading": "gridgis 网格化服务管理", "l_username": "用户名",
+        "l_password": "密码", "l_submit": "登录", "l_failed": "登录失败：",
     },
     "en": {
         "lang": "en",
@@ -393,6 +396,9 @@ TEXT: dict[str, dict[str, str]] = {
         "r_worked": "worked through",
         "r_first": "First grid {label} ({n}/{of} grids)",
         "r_last": "Last grid {label}",
+        # the log-in page
+        "l_title": "Log in", "l_heading": "gridgis grid management", "l_username": "Username",
+        "l_password": "Password", "l_submit": "Log in", "l_failed": "Log-in failed: ",
     },
 }
 

@@ -1,6 +1,7 @@
 """HTTP for the pages under /map/ and the live state they draw (/api/map/state)."""
 
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -25,6 +26,12 @@ def read_state(session: SessionDep, user: CurrentUser) -> Any:
 Lang = Annotated[Literal["zh", "en"], Query(description="the page's language")]
 
 
+def to_login(path: str, lang: str) -> RedirectResponse:
+    """The log-in form, then back to ``path`` (in the same language)."""
+    back = f"{path}?lang={lang}" if lang != "zh" else path
+    return RedirectResponse(f"/login?next={quote(back, safe='/')}", status_code=303)
+
+
 @router.get("/command", response_class=HTMLResponse)
 def command_page(session: SessionDep, user: OptionalUser, lang: Lang = "zh",
                  tiles: Annotated[bool | None, Query(description=(
@@ -32,7 +39,7 @@ def command_page(session: SessionDep, user: OptionalUser, lang: Lang = "zh",
                      "grids)"))] = None) -> Response:
     """The command-centre map of the whole territory (log-in first)."""
     if user is None:
-        return RedirectResponse("/login?next=/map/command", status_code=303)
+        return to_login("/map/command", lang)
     settings = get_settings()
     if tiles is None:
         grids = session.scalar(text("SELECT count(*) FROM grid WHERE retired_at IS NULL"))
@@ -47,7 +54,7 @@ def command_page(session: SessionDep, user: OptionalUser, lang: Lang = "zh",
 def grid_head_page(user: OptionalUser, lang: Lang = "zh") -> Response:
     """The grid head's checklist page, for a phone (log-in first)."""
     if user is None:
-        return RedirectResponse("/login?next=/map/grid", status_code=303)
+        return to_login("/map/grid", lang)
     settings = get_settings()
     page = grid_head.build_grid_head_page(basemap_url=settings.basemap_url,
                                           basemap_attribution=settings.basemap_attribution,
@@ -59,7 +66,7 @@ def grid_head_page(user: OptionalUser, lang: Lang = "zh") -> Response:
 def planner_page(user: OptionalUser, lang: Lang = "zh") -> Response:
     """The planner's page: changesets drawn and checked on the map (log-in first)."""
     if user is None:
-        return RedirectResponse("/login?next=/map/planner", status_code=303)
+        return to_login("/map/planner", lang)
     settings = get_settings()
     page = planner.build_planner_page(basemap_url=settings.basemap_url,
                                       basemap_attribution=settings.basemap_attribution,
@@ -73,7 +80,7 @@ def one_grid_page(user: OptionalUser, code: Annotated[str, Path(pattern=r"^\d{15
     """One grid's page for its head: the grid, its buildings and checklist on the map, the
     nearest shelters, its alert to acknowledge (log-in first)."""
     if user is None:
-        return RedirectResponse(f"/login?next=/map/grid/{code}", status_code=303)
+        return to_login(f"/map/grid/{code}", lang)
     settings = get_settings()
     page = grid_head.build_grid_head_page(basemap_url=settings.basemap_url,
                                           basemap_attribution=settings.basemap_attribution,
