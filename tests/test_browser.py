@@ -49,6 +49,14 @@ def server(database_url: str) -> Iterator[str]:
     process.wait(timeout=10)
 
 
+def log_in(page: Page, url: str, username: str) -> None:
+    """Open ``url`` (the log-in form, or a page that leads to it) and log in."""
+    page.goto(url)
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("button[type=submit]")
+
+
 @pytest.fixture(scope="module")
 def browser_page(server: str) -> Iterator[Page]:
     chromium = shutil.which("chromium")
@@ -123,10 +131,7 @@ def test_command_page_shows_dead_letters(server: str, browser_page: Page,
             {"a": alert_id, "p": f'{{"grid": "{grid.code}", "warning": "browser-dead-letter"}}'})
         session.commit()
     try:
-        browser_page.goto(f"{server}/login?next=/map/command")
-        browser_page.fill("input[name=username]", "dead_watch")
-        browser_page.fill("input[name=password]", "correct horse battery")
-        browser_page.click("button[type=submit]")
+        log_in(browser_page, f"{server}/login?next=/map/command", "dead_watch")
         panel = browser_page.locator("#gridgis-dead-letters")
         browser_page.wait_for_function(
             "document.getElementById('gridgis-dead-letters')?.dataset.count === '1'",
@@ -177,10 +182,7 @@ def test_grid_head_works_the_checklist_on_a_phone(server: str, browser_page: Pag
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
-        page.goto(f"{server}/map/grid")
-        page.fill("input[name=username]", "phone_head")
-        page.fill("input[name=password]", "correct horse battery")
-        page.click("button[type=submit]")
+        log_in(page, f"{server}/map/grid", "phone_head")
         page.wait_for_function(
             "document.getElementById('gridgis-checklist')?.dataset.ready === 'true'",
             timeout=15_000)
@@ -273,10 +275,7 @@ def test_report_page_renders_offline(server: str, browser_page: Page, engine: En
         auth.add_user(session, "report_reader", "command", "correct horse battery", [])
         session.commit()
     try:
-        browser_page.goto(f"{server}/login?next=/reports/{identifier}")
-        browser_page.fill("input[name=username]", "report_reader")
-        browser_page.fill("input[name=password]", "correct horse battery")
-        browser_page.click("button[type=submit]")
+        log_in(browser_page, f"{server}/login?next=/reports/{identifier}", "report_reader")
         browser_page.wait_for_selector("svg.map", timeout=10_000)
         assert browser_page.locator("svg.map path").count() == 1
         assert "复盘报告" in browser_page.inner_text("h1")
@@ -316,10 +315,7 @@ def test_planner_draws_a_split_validates_and_publishes(server: str, browser_page
     answers = iter([",".join(codes)])
     browser_page.on("dialog", lambda d: d.accept(next(answers, "")))
     try:
-        browser_page.goto(f"{server}/login?next=/map/planner")
-        browser_page.fill("input[name=username]", "map_planner")
-        browser_page.fill("input[name=password]", "correct horse battery")
-        browser_page.click("button[type=submit]")
+        log_in(browser_page, f"{server}/login?next=/map/planner", "map_planner")
         browser_page.wait_for_function("window.gridgis?.planner?.loaded === true",
                                        timeout=15_000)
 
@@ -433,10 +429,7 @@ def test_command_page_colours_a_warned_grid_live(server: str, browser_page: Page
     browser_page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     identifier = None
     try:
-        browser_page.goto(f"{server}/login?next=/map/command")
-        browser_page.fill("input[name=username]", "live_watch")
-        browser_page.fill("input[name=password]", "correct horse battery")
-        browser_page.click("button[type=submit]")
+        log_in(browser_page, f"{server}/login?next=/map/command", "live_watch")
         browser_page.wait_for_function(
             f"Object.keys(window.gridgis?.layers?.grids?._features || {{}}).length === {grids}"
             " && gridgis.command.refreshes > 0 && gridgis.command.live", timeout=15_000)
@@ -478,10 +471,7 @@ def test_a_grid_head_acknowledges_on_the_grids_own_page(server: str, browser_pag
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
     try:
-        page.goto(f"{server}/map/grid/{grid}")
-        page.fill("input[name=username]", "own_page_head")
-        page.fill("input[name=password]", "correct horse battery")
-        page.click("button[type=submit]")
+        log_in(page, f"{server}/map/grid/{grid}", "own_page_head")
         page.wait_for_selector(".gridgis-ack", timeout=15_000)
         page.locator(".gridgis-ack").tap()
         page.wait_for_selector(".gridgis-alert >> text=已确认", timeout=10_000)
@@ -512,10 +502,7 @@ def test_command_page_at_city_scale_draws_grids_from_vector_tiles(
     browser_page.on("response", lambda r: responses.append((r.url, r.status)))
     identifier = None
     try:
-        browser_page.goto(f"{server}/login?next=/map/command%3Ftiles%3Dtrue")
-        browser_page.fill("input[name=username]", "tile_watch")
-        browser_page.fill("input[name=password]", "correct horse battery")
-        browser_page.click("button[type=submit]")
+        log_in(browser_page, f"{server}/login?next=/map/command%3Ftiles%3Dtrue", "tile_watch")
         browser_page.wait_for_function(
             f"gridgis.command?.refreshes > 0 && gridgis.command.live "
             f"&& gridgis.command.props.has('{grid}')", timeout=15_000)

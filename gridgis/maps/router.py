@@ -26,6 +26,17 @@ def read_state(session: SessionDep, user: CurrentUser) -> Any:
 Lang = Annotated[Literal["zh", "en"], Query(description="the page's language")]
 
 
+def basemap() -> dict[str, Any]:
+    """The base map settings every page builder takes."""
+    settings = get_settings()
+    return {"basemap_url": settings.basemap_url,
+            "basemap_attribution": settings.basemap_attribution}
+
+
+def rendered(page: Any) -> HTMLResponse:
+    return HTMLResponse(page.get_root().render())
+
+
 def to_login(path: str, lang: str) -> RedirectResponse:
     """The log-in form, then back to ``path`` (in the same language)."""
     back = f"{path}?lang={lang}" if lang != "zh" else path
@@ -40,14 +51,10 @@ def command_page(session: SessionDep, user: OptionalUser, lang: Lang = "zh",
     """The command-centre map of the whole territory (log-in first)."""
     if user is None:
         return to_login("/map/command", lang)
-    settings = get_settings()
     if tiles is None:
         grids = session.scalar(text("SELECT count(*) FROM grid WHERE retired_at IS NULL"))
-        tiles = (grids or 0) > settings.map_vector_tiles_above
-    page = command.build_command_map(basemap_url=settings.basemap_url,
-                                     basemap_attribution=settings.basemap_attribution,
-                                     lang=lang, vector_tiles=tiles)
-    return HTMLResponse(page.get_root().render())
+        tiles = (grids or 0) > get_settings().map_vector_tiles_above
+    return rendered(command.build_command_map(**basemap(), lang=lang, vector_tiles=tiles))
 
 
 @router.get("/grid", response_class=HTMLResponse)
@@ -55,11 +62,7 @@ def grid_head_page(user: OptionalUser, lang: Lang = "zh") -> Response:
     """The grid head's checklist page, for a phone (log-in first)."""
     if user is None:
         return to_login("/map/grid", lang)
-    settings = get_settings()
-    page = grid_head.build_grid_head_page(basemap_url=settings.basemap_url,
-                                          basemap_attribution=settings.basemap_attribution,
-                                          lang=lang)
-    return HTMLResponse(page.get_root().render())
+    return rendered(grid_head.build_grid_head_page(**basemap(), lang=lang))
 
 
 @router.get("/planner", response_class=HTMLResponse)
@@ -67,11 +70,7 @@ def planner_page(user: OptionalUser, lang: Lang = "zh") -> Response:
     """The planner's page: changesets drawn and checked on the map (log-in first)."""
     if user is None:
         return to_login("/map/planner", lang)
-    settings = get_settings()
-    page = planner.build_planner_page(basemap_url=settings.basemap_url,
-                                      basemap_attribution=settings.basemap_attribution,
-                                      lang=lang)
-    return HTMLResponse(page.get_root().render())
+    return rendered(planner.build_planner_page(**basemap(), lang=lang))
 
 
 @router.get("/grid/{code}", response_class=HTMLResponse)
@@ -81,8 +80,4 @@ def one_grid_page(user: OptionalUser, code: Annotated[str, Path(pattern=r"^\d{15
     nearest shelters, its alert to acknowledge (log-in first)."""
     if user is None:
         return to_login(f"/map/grid/{code}", lang)
-    settings = get_settings()
-    page = grid_head.build_grid_head_page(basemap_url=settings.basemap_url,
-                                          basemap_attribution=settings.basemap_attribution,
-                                          grid=code, lang=lang)
-    return HTMLResponse(page.get_root().render())
+    return rendered(grid_head.build_grid_head_page(**basemap(), grid=code, lang=lang))
