@@ -133,6 +133,29 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     typer.echo(f"database at migration {db.current_revision(db.get_engine())}")
 
 
+@db_app.command("backup")
+@friendly
+def db_backup(file: Annotated[Path, typer.Argument(help="the backup file to write")]) -> None:
+    """Dump the whole database (pg_dump custom format) into FILE."""
+    from gridgis import backup, db
+
+    size = backup.backup(db.database_url(), file)
+    typer.echo(f"backed up to {file} ({size / 1e6:.1f} MB)")
+
+
+@db_app.command("restore")
+@friendly
+def db_restore(
+    file: Annotated[Path, typer.Argument(help="a file from `gridgis db backup`")],
+    into: Annotated[str, typer.Option(help="the database to restore into: empty or new")],
+) -> None:
+    """Restore FILE into an empty (or new) database on the same server."""
+    from gridgis import backup, db
+
+    backup.restore(db.database_url(), file, into)
+    typer.echo(f"restored {file} into database {into}")
+
+
 @db_app.command("url")
 @friendly
 def db_url() -> None:
