@@ -313,6 +313,9 @@ def test_a_bad_grids_file_is_refused_on_the_command_line(
     assert "outside community" in done.stderr
     without = run_cli("import", "grids", str(path))
     assert without.returncode == 1 and "--changeset" in without.stderr
+    dry = run_cli("import", "grids", str(path), "--changeset", "--planner", "pl-cli-planner",
+                  "--reason", "试试", "--publish", "--dry-run")
+    assert dry.returncode == 1 and "--dry-run" in dry.stderr
     with Session(engine) as session:
         assert session.execute(text(
             "SELECT (SELECT count(*) FROM changeset), (SELECT max(version) FROM grid "

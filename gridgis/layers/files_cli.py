@@ -47,6 +47,10 @@ def import_layer(
         if not (layer == "grids" and changeset and planner and reason):
             raise InvalidInput("grids change through planning: import grids FILE --changeset "
                                "--planner NAME --reason WHY [--publish]")
+        if dry_run or gcj02 or retire_missing:
+            raise InvalidInput("--changeset takes no --dry-run (a changeset is validated "
+                               "without --publish), --gcj02 or --retire-missing (retire "
+                               "grids with retire operations)")
         import_changeset(file, planner, reason, publish)
         return
 
