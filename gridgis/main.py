@@ -11,6 +11,7 @@ from gridgis import __version__, api, login
 from gridgis.alerts import checklist_router, feed_router, report_router
 from gridgis.alerts import router as alerts_router
 from gridgis.errors import GridGisError, StaleVersion, status_of
+from gridgis.headers import SecurityHeaders
 from gridgis.layers import edit_router, files_router, ogc_router, tiles_router
 from gridgis.layers import router as layers_router
 from gridgis.maps import assets
@@ -39,6 +40,7 @@ def create_app() -> FastAPI:
     app.include_router(maps_router.router)
     app.include_router(maps_router.api_router)
     app.add_exception_handler(GridGisError, domain_error)  # type: ignore[arg-type]
+    app.add_middleware(SecurityHeaders, basemap_url=settings.basemap_url)
     mount_assets(app, settings.assets_dir)
     add_docs(app)
     return app

@@ -63,7 +63,9 @@ def browser_page(server: str) -> Iterator[Page]:
     assert chromium, "Debian's chromium is needed for the browser tests (make test installs it)"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        # The tests' probes (wait_for_function) evaluate strings, which the pages' CSP
+        # forbids; test_pages_run_under_their_content_security_policy runs without bypass.
+        page = browser.new_page(viewport={"width": 1280, "height": 800}, bypass_csp=True)
         yield page
         browser.close()
 
@@ -174,7 +176,7 @@ def test_grid_head_works_the_checklist_on_a_phone(server: str, browser_page: Pag
             "ORDER BY id LIMIT 1"), {"c": checklist_id}).scalar_one()
     assert browser_page.context.browser is not None
     phone = browser_page.context.browser.new_context(
-        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, bypass_csp=True)
     page = phone.new_page()
     requests: list[str] = []
     errors: list[str] = []
@@ -466,7 +468,7 @@ def test_a_grid_head_acknowledges_on_the_grids_own_page(server: str, browser_pag
     identifier = issue_committed(engine, grid)
     assert browser_page.context.browser is not None
     phone = browser_page.context.browser.new_context(
-        viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
+        viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True, bypass_csp=True)
     page = phone.new_page()
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
@@ -519,3 +521,34 @@ def test_command_page_at_city_scale_draws_grids_from_vector_tiles(
     finally:
         if identifier:
             delete_warning(engine, identifier)
+
+
+def test_pages_run_under_their_content_security_policy(server: str, browser_page: Page,
+                                                       engine: Engine) -> None:
+    """Every page works with its CSP enforced: scripts and styles only from gridgis, no
+    eval; a violation would be a console error."""
+    from gridgis import auth
+
+    with Session(engine) as session:
+        auth.add_user(session, "csp_admin", "admin", "correct horse battery", [])
+        session.commit()
+    assert browser_page.context.browser is not None
+    strict = browser_page.context.browser.new_context(viewport={"width": 1280, "height": 800})
+    page = strict.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        log_in(page, f"{server}/login?next=/map/command", "csp_admin")
+        page.wait_for_selector(".gridgis-figure", timeout=15_000)  # the live state arrived
+        page.wait_for_selector("path.leaflet-interactive, canvas", timeout=15_000)
+        for path, ready in (("/map/planner", ".gridgis-planner button"),
+                            ("/map/grid", "#gridgis-checklist[data-ready=true]"),
+                            ("/docs", ".swagger-ui")):
+            page.goto(f"{server}{path}")
+            page.wait_for_selector(ready, timeout=15_000)
+        page.wait_for_timeout(500)
+        assert [e for e in errors if "Content Security Policy" in e or "CSP" in e] == []
+        assert errors == []
+    finally:
+        strict.close()

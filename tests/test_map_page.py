@@ -132,3 +132,17 @@ def test_the_log_in_form_follows_the_pages_language(client: TestClient) -> None:
     assert "Username" in english.text and 'lang="en"' in english.text
     chinese = client.get("/map/planner", follow_redirects=True)
     assert "用户名" in chinese.text and "Username" not in chinese.text
+
+
+def test_every_answer_carries_the_security_headers(client: TestClient) -> None:
+    from gridgis.headers import policy
+
+    for path in ("/health", "/login", "/api/grids"):
+        answer = client.get(path)
+        assert answer.headers["x-content-type-options"] == "nosniff", path
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+        assert "access-control-allow-origin" not in answer.headers  # no CORS
+    assert "img-src 'self' data: blob:;" in policy(None)
+    assert "https://*.tiles.example.org" in policy("https://{s}.tiles.example.org/{z}/{x}/{y}.png")
+    assert " http://data.example.org;" in policy("http://data.example.org/{z}/{x}/{y}.png")
