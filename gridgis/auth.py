@@ -8,11 +8,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from pwdlib import PasswordHash
-from sqlalchemy import TableClause, column, delete, insert, select, table
+from sqlalchemy import TableClause, column, delete, insert, select, table, text
 from sqlalchemy.orm import Session
 
+from gridgis import audit
 from gridgis.db import SessionDep
-from gridgis.errors import Forbidden, InvalidInput, Unauthorized
+from gridgis.errors import Forbidden, InvalidInput, TooManyAttempts, Unauthorized
 from gridgis.models import NO_PASSWORD, ROLES, AppUser, AuthToken, app_user_grid, app_user_unit
 from gridgis.settings import get_settings
 
@@ -88,13 +89,31 @@ def verify_password(user: AppUser, password: str) -> bool:
     return password_hash.verify(password, user.password_hash)
 
 
+LOGIN_FAILURES = 5
+LOGIN_WINDOW_S = 900
+
+
 def authenticate(session: Session, username: str, password: str) -> AppUser:
-    """Return the active user with these credentials; raise Unauthorized otherwise."""
+    """Return the active user with these credentials; raise Unauthorized otherwise.
+
+    Each failure is audited (and committed, whatever the caller does next); after
+    LOGIN_FAILURES failures for a username within LOGIN_WINDOW_S, every attempt is refused
+    with TooManyAttempts (429) until the window has passed: guessing is slowed to a crawl,
+    and the audit log shows who tried. Unknown usernames count the same as known ones.
+    """
+    failures = session.scalar(text(
+        "SELECT count(*) FROM audit_log WHERE action = 'login_failed' AND entity = 'app_user' "
+        "AND entity_id = :u AND at > now() - make_interval(secs => :window)"),
+        {"u": username, "window": LOGIN_WINDOW_S})
+    if (failures or 0) >= LOGIN_FAILURES:
+        raise TooManyAttempts(f"too many failed log-ins for {username}: try again in "
+                              f"{LOGIN_WINDOW_S // 60} minutes", LOGIN_WINDOW_S)
     user = session.scalar(select(AppUser).where(AppUser.username == username))
     if user is None:
         password_hash.verify(password, _DUMMY_HASH)  # as slow as a real check: no user oracle
-        raise Unauthorized("unknown user or wrong password")
-    if not user.active or not verify_password(user, password):
+    if user is None or not user.active or not verify_password(user, password):
+        audit.record(session, None, "login_failed", "app_user", username)
+        session.commit()
         raise Unauthorized("unknown user or wrong password")
     return user
 

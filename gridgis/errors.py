@@ -41,6 +41,14 @@ class Unauthorized(GridGisError):
     """The caller is not known (no or bad credentials)."""
 
 
+class TooManyAttempts(GridGisError):
+    """Too many failed log-ins for a user in a short time; ``retry_after`` seconds to wait."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class DatabaseUnavailable(GridGisError):
     """The database does not answer, or lacks what gridgis needs (PostGIS)."""
 
@@ -58,6 +66,7 @@ HTTP_STATUS: dict[type[GridGisError], int] = {
     Conflict: 409,
     Forbidden: 403,
     Unauthorized: 401,
+    TooManyAttempts: 429,
     DatabaseUnavailable: 503,
     ClusterError: 503,
 }

@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gridgis import auth
 from gridgis.db import SessionDep
-from gridgis.errors import Unauthorized
+from gridgis.errors import TooManyAttempts, Unauthorized
 from gridgis.maps import i18n
 from gridgis.settings import get_settings
 
@@ -66,6 +66,8 @@ def log_in(session: SessionDep, username: Annotated[str, Form()],
     """Check the password; on success set the session cookie and go where the user was going."""
     try:
         user = auth.authenticate(session, username, password)
+    except TooManyAttempts as exc:
+        return login_page(next, username, str(exc), status=429)
     except Unauthorized as exc:
         failed = i18n.words("en" if "lang=en" in safe_next(next) else "zh")["l_failed"]
         return login_page(next, username, f"{failed}{exc}", status=401)

@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from gridgis import __version__, api, login
 from gridgis.alerts import checklist_router, feed_router, report_router
 from gridgis.alerts import router as alerts_router
-from gridgis.errors import GridGisError, StaleVersion, status_of
+from gridgis.errors import GridGisError, StaleVersion, TooManyAttempts, status_of
 from gridgis.headers import SecurityHeaders
 from gridgis.layers import edit_router, files_router, ogc_router, tiles_router
 from gridgis.layers import router as layers_router
@@ -50,6 +50,8 @@ async def domain_error(request: Request, exc: GridGisError) -> JSONResponse:
     """Answer a domain error with its status and its message, nothing more."""
     status = status_of(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, TooManyAttempts):
+        headers = {"Retry-After": str(exc.retry_after)}
     body: dict[str, object] = {"detail": str(exc)}
     if isinstance(exc, StaleVersion):
         body["current"] = exc.current  # what the row holds now, to redo the edit on

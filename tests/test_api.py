@@ -206,3 +206,27 @@ def test_residents_read_matrix(client: TestClient, session: Session,
         "SELECT detail->>'returned' FROM audit_log WHERE username = :u AND action = 'read'"),
         {"u": f"matrix_{role}"}).scalar_one()
     assert int(audit) == len(features)
+
+
+def test_log_in_is_slowed_after_repeated_failures(client: TestClient, session: Session) -> None:
+    """Five wrong passwords for a user in 15 minutes: the sixth attempt is refused (429)
+    even with the right one; every failure is in the audit log; others log in as usual."""
+    from gridgis import auth
+
+    auth.add_user(session, "guessed", "command", "correct horse battery", [])
+    auth.add_user(session, "bystander", "command", "correct horse battery", [])
+    session.commit()
+    for _ in range(5):
+        wrong = client.post("/api/auth/token", data={"username": "guessed", "password": "x"})
+        assert wrong.status_code == 401
+    right = client.post("/api/auth/token",
+                        data={"username": "guessed", "password": "correct horse battery"})
+    assert right.status_code == 429 and right.headers["retry-after"] == "900"
+    form = client.post("/login", data={"username": "guessed", "password": "x"})
+    assert form.status_code == 429 and "too many failed log-ins" in form.text  # the form too
+    assert session.execute(text(
+        "SELECT count(*) FROM audit_log WHERE action = 'login_failed' "
+        "AND entity_id = 'guessed'")).scalar_one() == 5
+    other = client.post("/api/auth/token",
+                        data={"username": "bystander", "password": "correct horse battery"})
+    assert other.status_code == 200
