@@ -42,7 +42,8 @@ def test_a_grid_head_is_refused_what_is_not_theirs(
     refused = [("GET", "/api/dead-letters"), ("POST", "/api/dead-letters/requeue"),
                ("POST", "/api/changesets"), ("GET", "/api/changesets"),
                ("POST", "/api/changesets/1/override"), ("POST", "/api/changesets/1/publish"),
-               ("GET", "/api/warnings/x/report.csv"), ("GET", "/api/planning/grids?at=2026-09-06T08:00:00Z"),
+               ("GET", "/api/warnings/x/report.csv"),
+               ("GET", "/api/planning/grids?at=2026-09-06T08:00:00Z"),
                ("GET", "/api/export/residents")]
     for method, path in refused:
         answer = client.request(method, path, headers=head,
