@@ -338,6 +338,9 @@ def test_a_new_grid_with_households_needs_its_team(
     staffed = open_with(client, planner, {"op": "retire", "grid": pair.a},
                         {"op": "create", "grid": code, "name": "新网格", "geometry": area,
                          "heads": ["pl-new-head"]})
+    heads = {h["user"]: h["residents"] for h in client.get(
+        f"/api/changesets/{staffed}/preview", headers=planner).json()["heads"]}
+    assert heads["pl-new-head"] > 0 and heads[f"head-{pair.a}"] == -heads["pl-new-head"]
     published = client.post(f"/api/changesets/{staffed}/publish", headers=planner)
     assert published.status_code == 200, published.text
     assert session.execute(text(

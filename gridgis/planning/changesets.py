@@ -247,15 +247,17 @@ def _heads_change(session: Session, proposed: dict[str, Proposed],
                   moves: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per grid head or worker: residents gained and lost."""
     teams = _teams(session, proposed)
-    now = {code: set(session.scalars(text(
-        "SELECT ug.app_user_id FROM app_user_grid ug JOIN grid g ON g.id = ug.grid_id "
-        "WHERE g.code = :c"), {"c": code})) for m in moves for code in (m["from_grid"],)}
+    codes = sorted({m["from_grid"] for m in moves} | {m["to_grid"] for m in moves
+                                                       if m["to_grid"]})
+    now: dict[str, set[int]] = {}
+    for code, user_id in session.execute(text(  # every team involved, in one query
+            "SELECT g.code, ug.app_user_id FROM app_user_grid ug JOIN grid g "
+            "ON g.id = ug.grid_id WHERE g.code = ANY(:codes)"), {"codes": codes}):
+        now.setdefault(code, set()).add(user_id)
     change: dict[int, int] = {}
     for m in moves:
         before = now.get(m["from_grid"], set())
-        after = teams.get(m["to_grid"]) if m["to_grid"] in teams else set(session.scalars(text(
-            "SELECT ug.app_user_id FROM app_user_grid ug JOIN grid g ON g.id = ug.grid_id "
-            "WHERE g.code = :c"), {"c": m["to_grid"]}))
+        after = teams[m["to_grid"]] if m["to_grid"] in teams else now.get(m["to_grid"], set())
         for user_id in before - (after or set()):
             change[user_id] = change.get(user_id, 0) - m["residents"]
         for user_id in (after or set()) - before:
