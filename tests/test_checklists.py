@@ -399,3 +399,30 @@ def test_a_failure_making_items_never_refuses_an_accepted_warning(
         {"w": identifier}).one()
     assert waiting[0] >= 1 and waiting[1] >= 1  # alerts and messages in, items to come
     assert checklists.make_items(session, identifier) >= 1
+
+
+def test_at_risk_is_one_rule_everywhere(client: TestClient, session: Session,
+                                        login: Login) -> None:
+    """Past its due time with work left a checklist is at risk, in its list, the map and the
+    roll-up alike; with its work done it is not, however late."""
+    grid = busiest_grid(session)
+    command = login("cl-risk", "command")
+    identifier, checklist_id = issue_over(client, session, command, grid)
+
+    def flags() -> tuple[bool, bool, int]:
+        listed = client.get(f"/api/checklists?grid={grid}", headers=command).json()[0]
+        state = client.get("/api/map/state", headers=command).json()["grids"][grid]
+        rolled = client.get("/api/checklists/rollup", headers=command,
+                            params={"warning": identifier, "level": "grid"}).json()[0]
+        return listed["at_risk"], state["at_risk"], rolled["at_risk"]
+
+    assert flags() == (False, False, 0)  # a drawn warning has no due time
+    session.execute(text("UPDATE checklist SET due_at = now() - interval '1 hour', "
+                         "created_at = now() - interval '3 hours' WHERE id = :c"),
+                    {"c": checklist_id})
+    assert flags() == (True, True, 1)
+    session.execute(text(  # every item done, as the API records it (the item and its event)
+        "WITH done AS (UPDATE checklist_item SET state = 'done' WHERE checklist_id = :c "
+        "RETURNING id, checklist_id) INSERT INTO checklist_event (item_id, checklist_id, "
+        "state) SELECT id, checklist_id, 'done' FROM done"), {"c": checklist_id})
+    assert flags() == (False, False, 0)

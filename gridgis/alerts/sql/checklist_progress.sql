@@ -8,12 +8,10 @@ SELECT c.id, g.code AS grid, w.identifier AS warning, c.state, c.due_at, c.unpla
        coalesce(sum(i.people) FILTER (WHERE i.kind = 'transfer'), 0) AS to_transfer,
        coalesce(sum(i.head_count) FILTER (WHERE i.stage = 'left_home'), 0) AS on_the_way,
        coalesce(sum(i.head_count) FILTER (WHERE i.stage = 'checked_in'), 0) AS checked_in,
-       c.state = 'open' AND c.due_at IS NOT NULL AND count(i.id) > 0 AND (
-           now() >= c.due_at AND count(i.id) FILTER (WHERE i.state NOT IN
-                                                      ('done', 'not_needed', 'unable')) > 0
-           OR (count(i.id) FILTER (WHERE i.state NOT IN ('done', 'not_needed', 'unable')))::float
-              / count(i.id) > extract(epoch FROM c.due_at - now())
-              / greatest(extract(epoch FROM c.due_at - c.created_at), 1)) AS at_risk
+       c.state = 'open' AND checklist_at_risk(
+           count(i.id), count(i.id) FILTER (WHERE i.state NOT IN ('done', 'not_needed',
+                                                                  'unable')),
+           c.due_at, c.created_at, now()) AS at_risk
 FROM checklist c
 JOIN alert a ON a.id = c.alert_id
 JOIN warning w ON w.id = a.warning_id

@@ -81,12 +81,8 @@ SELECT t AS at, unit, unit_name, count(*) AS grids,
        sum(items)::int AS items, sum(finished)::int AS finished, sum(unable)::int AS unable,
        sum(contacted)::int AS contacted, sum(to_transfer)::int AS to_transfer,
        sum(on_the_way)::int AS on_the_way, sum(checked_in)::int AS checked_in,
-       count(*) FILTER (WHERE (closed_at IS NULL OR closed_at > t) AND due_at IS NOT NULL
-                          AND items > finished + unable AND (
-           t >= due_at
-           OR (items - finished - unable)::float / items
-              > extract(epoch FROM due_at - t)
-                / greatest(extract(epoch FROM due_at - created_at), 1)))::int AS at_risk,
+       count(*) FILTER (WHERE (closed_at IS NULL OR closed_at > t) AND checklist_at_risk(
+           items, items - finished - unable, due_at, created_at, t))::int AS at_risk,
        count(*) FILTER (WHERE closed_at IS NOT NULL AND closed_at <= t)::int AS closed
 FROM per_list
 WHERE t >= created_at

@@ -16,12 +16,10 @@ WITH active AS (
     SELECT c.alert_id, count(i.id) AS items,
            count(i.id) FILTER (WHERE i.state IN ('done', 'not_needed', 'unable')) AS finished,
            coalesce(sum(i.head_count) FILTER (WHERE i.stage = 'checked_in'), 0) AS checked_in,
-           c.state = 'open' AND c.due_at IS NOT NULL AND count(i.id) > 0 AND (
-               now() >= c.due_at AND count(i.id) FILTER (
-                   WHERE i.state NOT IN ('done', 'not_needed', 'unable')) > 0
-               OR (count(i.id) FILTER (WHERE i.state NOT IN ('done', 'not_needed', 'unable'))
-                   )::float / count(i.id) > extract(epoch FROM c.due_at - now())
-                   / greatest(extract(epoch FROM c.due_at - c.created_at), 1)) AS at_risk
+           c.state = 'open' AND checklist_at_risk(
+               count(i.id),
+               count(i.id) FILTER (WHERE i.state NOT IN ('done', 'not_needed', 'unable')),
+               c.due_at, c.created_at, now()) AS at_risk
     FROM checklist c JOIN active a ON a.id = c.alert_id
     LEFT JOIN checklist_item i ON i.checklist_id = c.id
     GROUP BY c.id
