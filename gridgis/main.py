@@ -2,10 +2,12 @@
 
 from pathlib import Path
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
 
 from gridgis import __version__, api, login
 from gridgis.alerts import checklist_router, feed_router, report_router
@@ -40,6 +42,7 @@ def create_app() -> FastAPI:
     app.include_router(maps_router.router)
     app.include_router(maps_router.api_router)
     app.add_exception_handler(GridGisError, domain_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, database_error)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders, basemap_url=settings.basemap_url)
     mount_assets(app, settings.assets_dir)
     add_docs(app)
@@ -58,6 +61,31 @@ async def domain_error(request: Request, exc: GridGisError) -> JSONResponse:
     if findings := getattr(exc, "findings", None):
         body["findings"] = findings  # what is wrong, where (planning: with the geometry)
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+# How long a client should wait before retrying while the database does not answer: about
+# what a restart of PostgreSQL takes.
+DATABASE_RETRY_AFTER_S = 5
+
+
+async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+    """Answer 503 with a retry hint when the database is gone or a transaction could not
+    finish (a restart, a lost connection, a deadlock, a timeout): the request's transaction
+    was rolled back, so the client repeats it as it was (a stale If-Match then tells it
+    that its change did land). Anything else is a bug, and stays a 500."""
+    if not (exc.connection_invalidated or is_transient(exc)):
+        raise exc
+    return JSONResponse(
+        {"detail": "the database is not answering or the change could not finish; nothing "
+                   f"was changed: try again in {DATABASE_RETRY_AFTER_S} seconds"},
+        status_code=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    """Return whether the driver says the server went away or the transaction may succeed
+    if tried again (psycopg's OperationalError covers both: lost connections, shutdowns,
+    deadlocks, serialisation failures, cancelled statements)."""
+    return isinstance(exc.orig, psycopg.OperationalError | psycopg.InterfaceError)
 
 
 def mount_assets(app: FastAPI, vendor_dir: Path) -> None:

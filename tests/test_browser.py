@@ -1,11 +1,7 @@
 """Pages in a real headless Chromium against a running gridgis (Debian's ``chromium``)."""
 
-import os
 import shutil
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +11,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from tests.checklist_helpers import busiest_grid, delete_warning, issue_committed
-from tests.conftest import free_port
+from tests.live_server import live_server
 
 pytestmark = pytest.mark.browser
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -26,27 +22,8 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
 @pytest.fixture(scope="module")
 def server(database_url: str) -> Iterator[str]:
     """A real ``gridgis serve`` on a free loopback port, stopped after the module."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gridgis.cli", "serve", "--port", str(port)],
-        env={**os.environ, "GRIDGIS_DATABASE_URL": database_url},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/health", timeout=1) as answer:
-                if answer.status == 200:
-                    break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"gridgis serve did not start: {process.stderr!r}") from None
-            time.sleep(0.2)
-    yield base
-    process.terminate()
-    process.wait(timeout=10)
+    with live_server(database_url) as running:
+        yield running.base
 
 
 def log_in(page: Page, url: str, username: str) -> None:

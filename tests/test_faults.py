@@ -1,0 +1,142 @@
+"""Faults survived by the API: the database restarting under a grid head's checklist work.
+
+A real ``gridgis serve`` runs on the embedded cluster; the cluster is stopped and started
+again while a grid head keeps changing checklist items. Meanwhile the API must answer 503
+with a retry hint (never another error, never a hang), then carry on by itself; and every
+change the head was told was saved must be in the database at the end.
+"""
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from gridgis import auth
+from gridgis.db import get_engine
+from tests.checklist_helpers import busiest_grid, delete_warning, issue_committed
+from tests.live_server import LiveServer, live_server
+from tests.test_dispatch_restart import embedded_cluster, server_down
+
+PASSWORD = "correct horse battery"
+DOWN_S = 3.0
+
+
+@dataclass
+class Team:
+    grid: str
+    warning: str
+    items: list[int]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def team(engine: Engine) -> Iterator[Team]:
+    """A grid head and a committed warning over the busiest grid, with its checklist."""
+    with Session(engine) as session:
+        grid = busiest_grid(session)
+    warning = issue_committed(engine, grid)
+    with engine.begin() as conn:
+        items = list(conn.execute(text(
+            "SELECT i.id FROM checklist_item i JOIN checklist c ON c.id = i.checklist_id "
+            "JOIN alert a ON a.id = c.alert_id JOIN warning w ON w.id = a.warning_id "
+            "WHERE w.identifier = :w AND i.kind = 'contact' ORDER BY i.id LIMIT 4"),
+            {"w": warning}).scalars())
+    with Session(engine) as session:
+        auth.add_user(session, "fault-head", "grid_head", PASSWORD, [grid])
+        session.commit()
+    assert len(items) == 4
+    yield Team(grid, warning, items)
+    delete_warning(engine, warning)
+    with engine.begin() as conn:
+        user = "(SELECT id FROM app_user WHERE username = 'fault-head')"
+        conn.execute(text(f"DELETE FROM audit_log WHERE app_user_id = {user}"))
+        conn.execute(text(f"DELETE FROM auth_token WHERE app_user_id = {user}"))
+        conn.execute(text("DELETE FROM app_user_grid WHERE app_user_id IN "
+                          "(SELECT id FROM app_user WHERE username = 'fault-head')"))
+        conn.execute(text("DELETE FROM app_user WHERE username = 'fault-head'"))
+
+
+@dataclass
+class Worker:
+    """A grid head's phone: writes a new note on each item in turn, as fast as it can,
+    repeating a change the API answered 503 to after the wait it was told."""
+
+    server: LiveServer
+    team: Team
+    saved: dict[int, tuple[int, str]] = field(default_factory=dict)  # item -> (version, note)
+    statuses: list[int] = field(default_factory=list)
+    retry_hints: list[str | None] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.server.base, timeout=30) as client:
+            token = client.post("/api/auth/token",
+                                data={"username": "fault-head", "password": PASSWORD})
+            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            versions = {item: client.get(f"/api/checklists/items/{item}", headers=headers)
+                        .headers["ETag"] for item in self.team.items}
+            n = 0
+            while not self.stop.is_set():
+                n += 1
+                item = self.team.items[n % len(self.team.items)]
+                note = f"call {n}"
+                while True:  # this change, until it is saved or found stale
+                    answer = client.patch(f"/api/checklists/items/{item}", json={"note": note},
+                                          headers={**headers, "If-Match": versions[item]})
+                    self.statuses.append(answer.status_code)
+                    if answer.status_code == 503:
+                        self.retry_hints.append(answer.headers.get("Retry-After"))
+                        time.sleep(0.2)  # shorter than told: the test has no time to lose
+                        continue
+                    break
+                if answer.status_code == 200:
+                    versions[item] = answer.headers["ETag"]
+                    self.saved[item] = (answer.json()["version"], note)
+                elif answer.status_code == 412:  # it landed before the answer was lost
+                    versions[item] = f'"{answer.json()["current"]["version"]}"'
+                else:
+                    return  # anything else fails the test below
+
+
+def test_the_database_restarting_under_checklist_work_loses_no_saved_change(
+        database_url: str, team: Team) -> None:
+    cluster = embedded_cluster(database_url)
+    with live_server(database_url) as server:
+        worker = Worker(server, team)
+        thread = threading.Thread(target=worker.run, name="fault-head")
+        thread.start()
+        try:
+            _wait_for(lambda: len(worker.statuses) >= 20, 30, "20 changes before the restart")
+            with server_down(cluster):
+                time.sleep(DOWN_S)
+                assert server.process.poll() is None, "the server died with the database"
+                assert worker.statuses[-1] == 503 and thread.is_alive()
+            restarted = len(worker.statuses)
+            _wait_for(lambda: worker.statuses[restarted:].count(200) >= 20, 60,
+                      "20 changes saved after the restart")
+        finally:
+            worker.stop.set()
+            thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert set(worker.statuses) <= {200, 412, 503}, worker.statuses
+    assert worker.statuses.count(503) >= 3
+    assert set(worker.retry_hints) == {"5"}
+    get_engine().dispose()  # its pooled connections died with the server
+    with get_engine().connect() as conn:
+        now = {row.id: (row.version, row.note) for row in conn.execute(text(
+            "SELECT id, version, note FROM checklist_item WHERE id = ANY(:ids)"),
+            {"ids": team.items})}
+    assert len(worker.saved) == len(team.items)
+    assert now == worker.saved  # the last change each was told was saved is the one kept
+
+
+def _wait_for(condition: Callable[[], bool], within_s: float, what: str) -> None:
+    deadline = time.monotonic() + within_s
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {within_s} s"
+        time.sleep(0.05)
