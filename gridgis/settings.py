@@ -54,7 +54,9 @@ class Settings(BaseSettings):
 
     # The dispatcher (``gridgis dispatch``): see gridgis/alerts/dispatch.py.
     dispatch_concurrency: int = Field(default=8, gt=0, le=64)
-    dispatch_max_attempts: int = Field(default=8, gt=0)
+    # Ten attempts at the default backoff: a message goes dead only after its channel has
+    # been down for 25 minutes at least (pacing.shortest_life_s), 51 at most.
+    dispatch_max_attempts: int = Field(default=10, gt=0)
     dispatch_lease_seconds: float = Field(default=60.0, gt=0)
     dispatch_backoff_seconds: float = Field(default=10.0, gt=0)
     dispatch_backoff_max_seconds: float = Field(default=900.0, gt=0)

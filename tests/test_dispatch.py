@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +27,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from gridgis import auth
-from gridgis.alerts import channels, dead_letters, dispatch, feed
+from gridgis.alerts import channels, dead_letters, dispatch, feed, pacing
 from gridgis.settings import PROJECT_DIR, Settings, TeamRoute
 from tests.conftest import free_port
 from tests.receivers import Arrival, http_receiver, smtp_receiver
@@ -293,11 +293,12 @@ def test_rate_limit_spaces_the_sends(engine: Engine, world: World) -> None:
 
 def test_a_slot_far_off_hands_the_row_back_until_then(engine: Engine, world: World) -> None:
     """At 2 a second, six sends take 2.5 s: rows further off than a second wait in the
-    outbox, not on a thread, and still leave half a second apart."""
+    outbox, not on a thread, and still leave half a second apart. (Six grids' messages to
+    one robot: one grid's would go one after another anyway, in order.)"""
     stop, tallies = threading.Event(), []
     with http_receiver() as receiver:
         config = settings(team_webhooks=webhook(receiver.url), dispatch_rates={"webhook": 2.0})
-        keys = queue(engine, world, "webhook", 6)
+        keys = [key for n in range(6) for key in queue(engine, world, "webhook", grid=f"g{n}")]
         runner = threading.Thread(target=lambda: tallies.append(dispatch.run_dispatcher(
             config, engine=engine, stop=stop)))
         runner.start()
@@ -506,3 +507,63 @@ def test_sigkill_mid_send_loses_nothing_and_receivers_see_each_key_once(
     assert repeated <= set(in_flight)  # only what was under way at the kill came twice
     reclaimed = rows(engine, in_flight)
     assert all(r["attempts"] >= 2 for r in reclaimed.values())
+
+
+def test_default_retries_outlast_a_channel_down_for_ten_minutes() -> None:
+    defaults = Settings()
+    life = pacing.shortest_life_s(defaults.dispatch_max_attempts,
+                                  defaults.dispatch_backoff_seconds,
+                                  defaults.dispatch_backoff_max_seconds)
+    assert life >= 2 * 600  # the test below plays the same outage out, 200 times faster
+
+
+OUTAGE_S = 3.0  # ten minutes at the tests' backoff (0.05 s, not 10 s: 200 times faster)
+
+
+def test_a_channel_down_keeps_messages_waiting_in_order_and_shows_the_backlog(
+        engine: Engine, world: World, client: TestClient, login: Callable[..., Any]) -> None:
+    """The SMS gateway and a team robot answer 503 for a while: their messages wait (none
+    goes dead), the command centre sees them waiting, and once the channel is back each
+    recipient gets every message once, in the order they were queued."""
+    down = threading.Event()
+    down.set()
+    accepted: dict[str, list[str | None]] = {"webhook": [], "sms": []}  # keys, as answered 200
+
+    def outage(arrival: Arrival, seen: int) -> int:
+        if down.is_set():
+            return 503
+        accepted["sms" if arrival.path.endswith("sms") else "webhook"].append(arrival.key)
+        return 200
+
+    with http_receiver(outage) as receiver:
+        # The default retries, 200 times faster: backoff 10 s -> 0.05 s, cap 900 s -> 4.5 s.
+        config = settings(team_webhooks=webhook(receiver.url), sms_gateway_url=receiver.url
+                          + "sms", dispatch_max_attempts=Settings().dispatch_max_attempts,
+                          dispatch_backoff_seconds=0.05, dispatch_backoff_max_seconds=4.5)
+        assert pacing.shortest_life_s(config.dispatch_max_attempts, 0.05, 4.5) > 2 * OUTAGE_S
+        with dispatcher_thread(config, engine):
+            keys: dict[str, list[str]] = {"webhook": [], "sms": []}
+            for _ in range(5):  # queued one after another while the channels are down
+                for channel, queued in keys.items():
+                    queued += queue(engine, world, channel)
+                time.sleep(OUTAGE_S / 5)
+            command = login("backlog-watch", "command")
+            waiting = {c["channel"]: c for c in
+                       client.get("/api/delivery/backlog", headers=command).json()}
+            state = client.get("/api/map/state", headers=command).json()
+            every = keys["webhook"] + keys["sms"]
+            assert all(r["state"] != "dead" for r in rows(engine, every).values())
+            down.clear()
+            deadline = time.monotonic() + 30
+            while any(r["state"] != "sent" for r in rows(engine, every).values()):
+                assert time.monotonic() < deadline, rows(engine, every)
+                time.sleep(0.05)
+    for channel in ("webhook", "sms"):
+        assert waiting[channel]["waiting"] == 5 and waiting[channel]["retrying"] >= 1
+        assert "HTTP 503" in waiting[channel]["last_error"]
+    assert state["totals"]["waiting_messages"] >= 10
+    for channel, queued in keys.items():
+        assert accepted[channel] == queued, channel  # each once, in the order queued
+    assert client.get("/api/delivery/backlog", headers=command).json() == []
+    head = login("backlog-head", "grid_head", [world.grid])
+    assert client.get("/api/delivery/backlog", headers=head).status_code == 403

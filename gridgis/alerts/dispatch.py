@@ -17,7 +17,9 @@ the same facts in two places, and gives no guarantee we lack:
   Alembic (with pre/post steps on upgrades).
 
 The loop: due rows (``queued``/``failed`` with ``next_attempt_at <= now()``, and ``sending``
-rows whose lease ran out) are claimed ``FOR UPDATE SKIP LOCKED``, set ``sending`` with
+rows whose lease ran out) with no older row to the same recipient on the same channel still
+to go (so each recipient gets its messages in order, however long a channel is down; feed
+rows go in id order in each batch) are claimed ``FOR UPDATE SKIP LOCKED``, set ``sending`` with
 ``attempts + 1`` and a lease (``next_attempt_at`` = now + lease), sent on a thread pool
 through their channel's token bucket, then marked ``sent`` (a batch per statement), or
 ``failed`` with exponential backoff and jitter, or ``dead`` after ``dispatch_max_attempts``
@@ -71,10 +73,16 @@ WHERE state = 'sending' AND next_attempt_at <= now() AND attempts >= :max_attemp
 """)
 CLAIM_SQL = text("""
 WITH due AS (
-    SELECT id FROM outbox
+    SELECT id FROM outbox o
     WHERE state IN ('queued', 'failed', 'sending') AND next_attempt_at <= now()
       AND (CAST(:only AS text[]) IS NULL OR channel = ANY(CAST(:only AS text[])))
       AND channel <> ALL(CAST(:skip AS text[]))
+      AND (channel = 'feed' OR NOT EXISTS (  -- in order per recipient (the feed: per batch)
+          SELECT FROM outbox older
+          WHERE older.channel = o.channel AND older.id < o.id
+            AND older.state IN ('queued', 'failed', 'sending')
+            AND outbox_recipient(older.app_user_id, older.payload)
+                = outbox_recipient(o.app_user_id, o.payload)))
     ORDER BY next_attempt_at, id LIMIT :limit
     FOR UPDATE SKIP LOCKED
 ), claimed AS (

@@ -18,7 +18,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Send
 
 from gridgis import audit, auth, db
-from gridgis.alerts import acks, dead_letters, feed
+from gridgis.alerts import acks, backlog, dead_letters, feed
 from gridgis.auth import CurrentUser
 from gridgis.db import SessionDep
 from gridgis.params import IfMatch
@@ -118,6 +118,14 @@ def acknowledge(session: SessionDep, user: CurrentUser, alert_id: int, version: 
     acks.acknowledge(session, user, alert_id, version)
     session.commit()
     return read_alert(session, user, alert_id, response)
+
+
+@router.get("/delivery/backlog", response_model=list[backlog.ChannelBacklog])
+def delivery_backlog(session: SessionDep, user: CurrentUser) -> list[backlog.ChannelBacklog]:
+    """Messages still to go, per channel (the command centre and admins): a channel that is
+    down shows here first, its messages waiting to be retried in order."""
+    auth.require_role(user, *acks.WATCH_ROLES)
+    return backlog.backlog(session)
 
 
 @router.get("/dead-letters", response_model=list[dead_letters.DeadLetter])

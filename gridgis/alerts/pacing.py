@@ -13,6 +13,12 @@ def backoff_seconds(attempts: int, base: float, cap: float,
     return delay / 2 + (rng or random).uniform(0, delay / 2)
 
 
+def shortest_life_s(max_attempts: int, base: float, cap: float) -> float:
+    """Return the least time between a message's first failed attempt and its last: how long
+    a channel may be down, at the least, before its messages go dead."""
+    return sum(min(cap, base * 2.0 ** min(n - 1, 40)) / 2 for n in range(1, max_attempts))
+
+
 class TokenBucket:
     """At most ``rate`` sends a second, evenly spaced (a bucket one token deep)."""
 

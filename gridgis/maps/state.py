@@ -24,4 +24,5 @@ def map_state(session: Session, user: AppUser) -> Any:
     state = session.execute(STATE_SQL, {"grids": grids}).scalar_one()
     if user.role not in ("command", "admin"):
         state["totals"]["dead_letters"] = None  # the command centre's business
+        state["totals"]["waiting_messages"] = None
     return state

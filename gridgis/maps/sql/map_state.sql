@@ -50,6 +50,8 @@ SELECT json_build_object(
         'checked_in', (SELECT coalesce(sum(checked_in), 0) FROM state),
         'shelter_room', (SELECT coalesce(sum(greatest(capacity - occupancy, 0)), 0)
                          FROM shelter WHERE retired_at IS NULL),
+        'waiting_messages', (SELECT count(*) FROM outbox
+                             WHERE state IN ('queued', 'failed', 'sending')),
         'dead_letters', (SELECT count(*) FROM outbox WHERE state = 'dead')),
     'areas', json_build_object('type', 'FeatureCollection', 'features', coalesce((
         SELECT json_agg(json_build_object(

@@ -100,7 +100,8 @@ window.gridgis = window.gridgis || {};
       ["alerted", n.alerted, t.grids_unit], ["acknowledged", n.acknowledged, t.grids_unit],
       ["worked_through", n.worked_through, t.grids_unit], ["at_risk", n.at_risk, t.grids_unit],
       ["checked_in", n.checked_in, t.people], ["shelter_room", n.shelter_room, t.people],
-      ...(n.dead_letters == null ? [] : [["dead_letters", n.dead_letters, ""]])]
+      ...(n.dead_letters == null ? [] : [["waiting_messages", n.waiting_messages, ""],
+                                         ["dead_letters", n.dead_letters, ""]])]
       .map(([key, value, unit]) => `<div class="gridgis-figure" data-key="${key}">`
            + `${esc(t[key])} <b>${esc(value ?? 0)}</b> ${esc(unit)}</div>`).join("");
     const render = () => {
