@@ -1,11 +1,14 @@
-"""Faults survived by the API: the database restarting under a grid head's checklist work.
+"""Faults survived by the API, on a real ``gridgis serve`` in a subprocess.
 
-A real ``gridgis serve`` runs on the embedded cluster; the cluster is stopped and started
-again while a grid head keeps changing checklist items. Meanwhile the API must answer 503
-with a retry hint (never another error, never a hang), then carry on by itself; and every
-change the head was told was saved must be in the database at the end.
+* The database restarting under a grid head's checklist work: the embedded cluster is
+  stopped and started again while a grid head keeps changing checklist items. Meanwhile the
+  API must answer 503 with a retry hint (never another error, never a hang), then carry on
+  by itself; every change the head was told was saved must be in the database at the end.
+* The server killed mid-request: the command centre's warning is held at a lock, the server
+  is killed, and the client retries with the same Idempotency-Key on a new server.
 """
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -140,3 +143,109 @@ def _wait_for(condition: Callable[[], bool], within_s: float, what: str) -> None
     while not condition():
         assert time.monotonic() < deadline, f"no {what} within {within_s} s"
         time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def commander(engine: Engine) -> Iterator[str]:
+    """A command-centre user, committed (the server reads it with its own connections)."""
+    with Session(engine) as session:
+        auth.add_user(session, "fault-command", "command", PASSWORD, [])
+        session.commit()
+    yield "fault-command"
+    with engine.begin() as conn:
+        user = "(SELECT id FROM app_user WHERE username = 'fault-command')"
+        identifiers = list(conn.execute(text(
+            f"SELECT identifier FROM warning WHERE app_user_id = {user}")).scalars())
+    for identifier in identifiers:
+        delete_warning(engine, identifier)
+    with engine.begin() as conn:
+        for table in ("request_key", "audit_log", "auth_token"):
+            conn.execute(text(f"DELETE FROM {table} WHERE app_user_id = {user}"))
+        conn.execute(text("DELETE FROM app_user WHERE username = 'fault-command'"))
+
+
+# Where the server is held when it is killed: before its warning commits (the test holds
+# a lock the warning's INSERT waits for), or after (the lock the checklist maker waits for).
+HOLD = {"before the commit": "LOCK TABLE warning IN SHARE MODE",
+        "after the commit": "SELECT pg_advisory_xact_lock(7324001)"}
+
+
+@pytest.mark.parametrize("moment", list(HOLD))
+def test_a_server_killed_mid_request_is_safe_to_retry_with_the_same_key(
+        engine: Engine, database_url: str, commander: str, moment: str) -> None:
+    """The command centre issues a warning; the server is killed (SIGKILL) while it works on
+    it. The client retries with the same Idempotency-Key on a new server: one warning in
+    the end, with its alerts once, whichever side of the commit the kill fell."""
+    with Session(engine) as session:
+        request = json.dumps({"area": _area(session), "level": "orange"})
+    key = f"fault-{moment.replace(' ', '-')}"
+    mine = text("SELECT count(*) FROM warning w JOIN app_user u ON u.id = w.app_user_id "
+                "WHERE u.username = :u")
+    with engine.connect() as conn:
+        before = conn.execute(mine, {"u": commander}).scalar_one()
+    holder = engine.connect()
+    holding = holder.begin()
+    holder.execute(text(HOLD[moment]))
+    try:
+        with live_server(database_url) as server:
+            token = _token(server.base, commander)
+            outcome: list[object] = []
+            sender = threading.Thread(target=lambda: outcome.append(_post(
+                server.base, token, key, request)))
+            sender.start()
+            _wait_for(lambda: _waiting_on_locks(engine) > 0, 30, "the request held at the lock")
+            if moment == "after the commit":
+                with engine.connect() as conn:
+                    assert conn.execute(mine, {"u": commander}).scalar_one() == before + 1
+            server.process.kill()
+            sender.join(timeout=30)
+            assert isinstance(outcome[0], httpx.TransportError)  # the client saw no answer
+    finally:
+        holding.rollback()
+        holder.close()
+    _wait_for(lambda: _waiting_on_locks(engine) == 0, 30, "the killed request's backend to end")
+    with live_server(database_url) as server:
+        answer = _post(server.base, _token(server.base, commander), key, request)
+        again = _post(server.base, _token(server.base, commander), key, request)
+    assert isinstance(answer, httpx.Response) and answer.status_code == 200, answer
+    assert isinstance(again, httpx.Response) and again.status_code == 200
+    replayed = answer.headers.get("Idempotent-Replayed") == "true"
+    assert replayed == (moment == "after the commit")
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["identifier"] == answer.json()["identifier"]
+    with engine.connect() as conn:
+        assert conn.execute(mine, {"u": commander}).scalar_one() == before + 1
+        alerts, messages = conn.execute(text(
+            "SELECT count(DISTINCT a.id), count(o.id) FROM alert a JOIN warning w ON "
+            "w.id = a.warning_id LEFT JOIN outbox o ON o.alert_id = a.id "
+            "WHERE w.identifier = :w"), {"w": answer.json()["identifier"]}).one()
+    assert alerts == answer.json()["grids"] >= 1 and messages >= alerts
+
+
+def _area(session: Session) -> object:
+    grid = busiest_grid(session)
+    return json.loads(session.execute(text(
+        "SELECT ST_AsGeoJSON(ST_Buffer(boundary, -0.0002), 7) FROM grid WHERE code = :g"),
+        {"g": grid}).scalar_one())
+
+
+def _token(base: str, username: str) -> str:
+    answer = httpx.post(f"{base}/api/auth/token",
+                        data={"username": username, "password": PASSWORD}, timeout=30)
+    return str(answer.json()["access_token"])
+
+
+def _post(base: str, token: str, key: str, body: str) -> httpx.Response | httpx.TransportError:
+    try:
+        return httpx.post(f"{base}/api/warnings", content=body, timeout=60, headers={
+            "Authorization": f"Bearer {token}", "Content-Type": "application/json",
+            "Idempotency-Key": key})
+    except httpx.TransportError as exc:
+        return exc
+
+
+def _waiting_on_locks(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE NOT l.granted AND a.datname = current_database()")).scalar_one())

@@ -9,6 +9,7 @@ the same inside a savepoint and rolls it back, so it reports exactly what a real
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from geoalchemy2.shape import from_shape
@@ -76,13 +77,18 @@ def issue(session: Session, user: AppUser | None, incoming: intake.Incoming,
 
 
 def issue_committed(session: Session, user: AppUser | None, incoming: intake.Incoming,
-                    min_share: float = 0.0, dry_run: bool = False) -> schemas.IssueResult:
+                    min_share: float = 0.0, dry_run: bool = False,
+                    on_accepted: Callable[[schemas.IssueResult], None] | None = None
+                    ) -> schemas.IssueResult:
     """Issue a warning and commit it, then make its checklists' items and commit those: the
     alerts and their messages go out before the slower checklist work is done. The warning
     is accepted once the first commit is done: a failure making the items is logged and
     said in the result (the dispatcher's sweep makes them), never an error, for a retried
-    warning would be refused as received already, or sent twice."""
+    warning would be refused as received already, or sent twice. ``on_accepted`` is called
+    with the result inside the first transaction (to keep the answer for a retry)."""
     result = issue(session, user, incoming, min_share=min_share, dry_run=dry_run)
+    if on_accepted is not None and not dry_run:
+        on_accepted(result)
     session.commit()
     if result.identifier:
         try:
@@ -94,6 +100,14 @@ def issue_committed(session: Session, user: AppUser | None, incoming: intake.Inc
                           result.identifier)
             result.checklists_made = False
     return result
+
+
+def checklists_made(session: Session, identifier: str) -> bool:
+    """Return whether every checklist of the warning has its items made."""
+    return not session.scalar(text(
+        "SELECT EXISTS (SELECT FROM checklist c JOIN alert a ON a.id = c.alert_id "
+        "JOIN warning w ON w.id = a.warning_id WHERE w.identifier = :w AND c.made_at IS NULL)"),
+        {"w": identifier})
 
 
 def _followed(session: Session, incoming: intake.Incoming) -> Warning | None:

@@ -3,10 +3,11 @@
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
+from gridgis import idempotency
 from gridgis.alerts import flows, intake, schemas
 from gridgis.auth import CurrentUser, current_user
 from gridgis.db import SessionDep
@@ -25,24 +26,48 @@ EXAMPLE = {"area": {"type": "Polygon", "coordinates": [[[113.50, 22.10], [113.56
     "content": {"application/json": {"example": EXAMPLE},
                 "application/cap+xml": {"schema": {"type": "string"}}}}})
 async def issue_warning(
-    request: Request, session: SessionDep, user: CurrentUser, dry_run: bool = False,
+    request: Request, response: Response, session: SessionDep, user: CurrentUser,
+    dry_run: bool = False,
     min_share: Annotated[float, Query(ge=0, le=1, description=(
         "share of a grid an area must cover to reach it (0: any overlap)"))] = 0.0,
+    idempotency_key: Annotated[str | None, Header(alias=idempotency.HEADER, description=(
+        "any unique string: a retry with the same key (after a lost answer) gets the first "
+        "answer back and issues nothing twice"))] = None,
 ) -> schemas.IssueResult:
     """Issue a warning: every grid it reaches gets an alert and its outbox rows in the same
     transaction, then its checklist's items; updates and cancels follow their
     ``references``. ``dry_run`` writes nothing."""
     body = await request.body()
     xml = "xml" in request.headers.get("content-type", "")
-    return await run_in_threadpool(issue_from_body, session, user, body, xml, dry_run,
-                                   min_share)
+    result, replayed = await run_in_threadpool(
+        issue_from_body, session, user, body, xml, dry_run, min_share, idempotency_key)
+    if replayed:
+        response.headers[idempotency.REPLAYED_HEADER] = "true"
+    return result
 
 
 def issue_from_body(session: SessionDep, user: CurrentUser, body: bytes, xml: bool,
-                    dry_run: bool, min_share: float) -> schemas.IssueResult:
+                    dry_run: bool, min_share: float,
+                    key: str | None) -> tuple[schemas.IssueResult, bool]:
+    """Return the result of issuing the warning in ``body``, and whether it is the stored
+    result of an earlier request with the same idempotency key."""
+    if key is not None and not dry_run:
+        stored = idempotency.claim(session, user, key, idempotency.fingerprint(
+            "POST /api/warnings", str(xml), str(min_share), body))
+        if stored is not None:
+            result = schemas.IssueResult.model_validate(stored)
+            if result.identifier:  # the sweep may have made them since
+                result.checklists_made = flows.checklists_made(session, result.identifier)
+            return result, True
     incoming = (intake.read_cap(session, body) if xml
                 else read_json(session, user.username, body))
-    return flows.issue_committed(session, user, incoming, min_share=min_share, dry_run=dry_run)
+
+    def keep_answer(result: schemas.IssueResult) -> None:
+        if key is not None:
+            idempotency.answer(session, user, key, result.model_dump(mode="json"))
+
+    return flows.issue_committed(session, user, incoming, min_share=min_share,
+                                 dry_run=dry_run, on_accepted=keep_answer), False
 
 
 def read_json(session: SessionDep, username: str, body: bytes) -> intake.Incoming:
