@@ -11,7 +11,7 @@ from pwdlib import PasswordHash
 from sqlalchemy import TableClause, column, delete, insert, select, table, text
 from sqlalchemy.orm import Session
 
-from gridgis import audit
+from gridgis import access, audit
 from gridgis.db import SessionDep
 from gridgis.errors import Forbidden, InvalidInput, TooManyAttempts, Unauthorized
 from gridgis.models import NO_PASSWORD, ROLES, AppUser, AuthToken, app_user_grid, app_user_unit
@@ -174,15 +174,25 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 def caller(request: Request, session: SessionDep,
            token: Annotated[str | None, Depends(oauth2_scheme)]) -> AppUser | None:
-    """Return the caller by bearer token or session cookie, or None (a FastAPI dependency)."""
+    """Return the caller by bearer token or session cookie, or None (a FastAPI dependency).
+    Raise Forbidden when the caller's role may not use the route (``gridgis.access``)."""
     if token:
-        return user_for_token(session, token)
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie:
+        user = user_for_token(session, token)
+    elif cookie := request.cookies.get(SESSION_COOKIE):
+        if request.method not in SAFE_METHODS and not request.headers.get(CSRF_HEADER):
+            raise Forbidden(
+                f"a change made with the session cookie needs the {CSRF_HEADER} header")
+        user = user_for_token(session, cookie)
+    else:
         return None
-    if request.method not in SAFE_METHODS and not request.headers.get(CSRF_HEADER):
-        raise Forbidden(f"a change made with the session cookie needs the {CSRF_HEADER} header")
-    return user_for_token(session, cookie)
+    if user is not None:
+        try:
+            access.check(request, user.role)
+        except Forbidden:  # kept, whatever the request does next: who tried what
+            audit.record(session, user, "access-denied", "route", access.describe(request))
+            session.commit()
+            raise
+    return user
 
 
 def current_user(user: Annotated[AppUser | None, Depends(caller)]) -> AppUser:

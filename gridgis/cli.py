@@ -43,8 +43,12 @@ def friendly(func: F) -> F:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = "_".join(str(p) for p in first["loc"])
-            message = (f"bad setting GRIDGIS_{where.upper()}: {first['msg']}"
-                       if exc.title == "Settings" else f"{where}: {first['msg']}")
+            if exc.title != "Settings":
+                message = f"{where}: {first['msg']}"
+            elif where:
+                message = f"bad setting GRIDGIS_{where.upper()}: {first['msg']}"
+            else:  # a rule across settings
+                message = f"bad settings: {first['msg'].removeprefix('Value error, ')}"
         except CommandError as exc:
             message = f"migrations: {exc}"
         except OperationalError as exc:
@@ -180,9 +184,13 @@ def demo_load(
     from gridgis import db
     from gridgis.demo import load
 
-    report = load.load_demo(db.get_engine(), scale, seed=seed, replace=replace,
-                            progress=sys.stderr.isatty(), admin_units_file=admin_units,
-                            grids_file=grids)
+    engine = db.owner_engine()  # a load empties the layers (TRUNCATE): the owner's work
+    try:
+        report = load.load_demo(engine, scale, seed=seed, replace=replace,
+                                progress=sys.stderr.isatty(), admin_units_file=admin_units,
+                                grids_file=grids)
+    finally:
+        engine.dispose()
     typer.echo(report)
 
 

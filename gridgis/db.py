@@ -2,10 +2,10 @@
 
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,20 +31,38 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str) -> Engine:
-    """Return an engine for ``url``; connections give up after a few seconds, not minutes."""
-    return create_engine(
+def make_engine(url: str, role: str | None = None) -> Engine:
+    """Return an engine for ``url``; connections give up after a few seconds, not minutes.
+    With ``role``, every connection works as that role (the application's, not the owner's)."""
+    engine = create_engine(
         url,
         pool_pre_ping=True,
         pool_size=10,
         max_overflow=20,
         connect_args={"connect_timeout": 5, "application_name": "gridgis"},
     )
+    if role:
+        @event.listens_for(engine, "connect")
+        def set_role(dbapi_connection: Any, record: Any) -> None:
+            # Outside a transaction: a rollback must not undo it (SQLAlchemy's recipe).
+            autocommit = dbapi_connection.autocommit
+            dbapi_connection.autocommit = True
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(f'SET ROLE "{role}"')  # a checked name, see Settings
+            dbapi_connection.autocommit = autocommit
+    return engine
 
 
 @lru_cache
 def get_engine() -> Engine:
-    """Return the process-wide engine for the database in use."""
+    """Return the process-wide engine of the application: the database in use, as the
+    application's role (``GRIDGIS_DATABASE_ROLE``)."""
+    return make_engine(database_url(), role=get_settings().database_role)
+
+
+def owner_engine() -> Engine:
+    """Return a new engine as the login user, the tables' owner: for migrations, demo loads
+    and tests' set-up, never for serving requests. The caller disposes of it."""
     return make_engine(database_url())
 
 

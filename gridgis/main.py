@@ -1,15 +1,17 @@
 """create_app(): the FastAPI application, composed of the domains' routers."""
 
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
 
-from gridgis import __version__, api, login
+from gridgis import __version__, access, api, login
 from gridgis.alerts import checklist_router, feed_router, report_router
 from gridgis.alerts import router as alerts_router
 from gridgis.errors import GridGisError, StaleVersion, TooManyAttempts, status_of
@@ -20,6 +22,11 @@ from gridgis.maps import assets
 from gridgis.maps import router as maps_router
 from gridgis.planning import router as planning_router
 from gridgis.settings import get_settings
+
+CORS_METHODS = ["GET", "POST", "PATCH"]
+CORS_HEADERS = ["Authorization", "Content-Type", "If-Match", "Idempotency-Key",
+                "Last-Event-ID"]
+CORS_EXPOSED = ["ETag", "Retry-After", "Idempotent-Replayed", "Link"]
 
 
 def create_app() -> FastAPI:
@@ -41,12 +48,37 @@ def create_app() -> FastAPI:
     app.include_router(planning_router.router)
     app.include_router(maps_router.router)
     app.include_router(maps_router.api_router)
+    document(app)
     app.add_exception_handler(GridGisError, domain_error)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, database_error)  # type: ignore[arg-type]
+    if settings.cors_origins:  # bearer tokens only: cookies stay with gridgis's own pages
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_credentials=False, allow_methods=CORS_METHODS,
+                           allow_headers=CORS_HEADERS, expose_headers=CORS_EXPOSED, max_age=600)
     app.add_middleware(SecurityHeaders, basemap_url=settings.basemap_url)
     mount_assets(app, settings.assets_dir)
     add_docs(app)
     return app
+
+
+def document(app: FastAPI) -> None:
+    """Complete the OpenAPI document: each operation's roles (``x-roles``; a route with none
+    stops the app here, at start-up), and the error body as gridgis sends it: ``detail`` is
+    a message, or FastAPI's list for a request that does not fit its parameters."""
+    make_schema = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = make_schema()  # FastAPI's, made again whenever routes are added
+        access.check_every_route_listed(schema)
+        errors = schema.get("components", {}).get("schemas", {}).get("HTTPValidationError")
+        if errors is not None and "anyOf" not in errors["properties"]["detail"]:
+            detail = errors["properties"]["detail"]
+            errors["properties"]["detail"] = {"anyOf": [detail, {"type": "string"}],
+                                              "title": "Detail"}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    openapi()
 
 
 async def domain_error(request: Request, exc: GridGisError) -> JSONResponse:
@@ -69,10 +101,15 @@ DATABASE_RETRY_AFTER_S = 5
 
 
 async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
-    """Answer 503 with a retry hint when the database is gone or a transaction could not
-    finish (a restart, a lost connection, a deadlock, a timeout): the request's transaction
-    was rolled back, so the client repeats it as it was (a stale If-Match then tells it
-    that its change did land). Anything else is a bug, and stays a 500."""
+    """Answer 422 when a value cannot be stored at all (a NUL byte in a text, a number out
+    of range: psycopg's DataError), and 503 with a retry hint when the database is gone or
+    a transaction could not finish (a restart, a lost connection, a deadlock, a timeout):
+    the request's transaction was rolled back, so the client repeats it as it was (a stale
+    If-Match then tells it that its change did land). Anything else is a bug: a 500."""
+    if isinstance(exc.orig, psycopg.DataError):  # a value no column can hold: the caller's
+        reason = str(exc.orig).splitlines()[0]
+        return JSONResponse({"detail": f"a value the database cannot store: {reason}"},
+                            status_code=422)
     if not (exc.connection_invalidated or is_transient(exc)):
         raise exc
     return JSONResponse(

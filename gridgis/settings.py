@@ -8,7 +8,8 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-PLACEHOLDER_SECRET = "change-me"
+# Values a secret may not have outside development: what examples and templates hold.
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "password", "todo", "xxx"}
 Colour = Literal["blue", "yellow", "orange", "red"]  # China's warning levels, rank 1..4
 DEFAULT_ACK_WINDOWS: dict[Colour, float] = {"blue": 120.0, "yellow": 60.0, "orange": 30.0,
                                             "red": 15.0}
@@ -33,6 +34,10 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("GRIDGIS_DATABASE_URL", "DATABASE_URL")
     )
+    # The role the server and dispatcher work as (SET ROLE after connecting; migration 0013
+    # makes it): not the tables' owner, only appending to the audit log. Empty when the URL
+    # already logs in as such a role.
+    database_role: str | None = Field(default="gridgis_app", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     pg_dir: Path = PROJECT_DIR / "var" / "pg"
     pg_port: int = Field(default=55432, ge=1024, le=65535)
     pg_database: str = "gridgis"
@@ -41,8 +46,11 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
-    secret_key: str = PLACEHOLDER_SECRET
     token_minutes: int = Field(default=12 * 60, gt=0)
+
+    # Other intranet sites whose pages may call the API from a browser (CORS), e.g.
+    # GRIDGIS_CORS_ORIGINS='["https://duty.example.gov.cn"]'; none by default: same origin only.
+    cors_origins: list[str] = Field(default_factory=list)
 
     # Base map tile URL template (``{z}/{x}/{y}``); none on an intranet without a tile server.
     basemap_url: str | None = None
@@ -100,9 +108,19 @@ class Settings(BaseSettings):
     sms_template: str = "{text}"
 
     @model_validator(mode="after")
-    def refuse_placeholder_secret(self) -> "Settings":
-        if self.environment == "production" and self.secret_key == PLACEHOLDER_SECRET:
-            raise ValueError("GRIDGIS_SECRET_KEY is the placeholder: set a real one in production")
+    def refuse_placeholder_secrets(self) -> "Settings":
+        """Outside development, refuse to start with a secret left as a placeholder."""
+        if self.environment == "development":
+            return self
+        secrets = {"GRIDGIS_SMTP_PASSWORD": self.smtp_password,
+                   "GRIDGIS_SMS_GATEWAY_KEY": self.sms_gateway_key}
+        for prefix, route in self.team_webhooks.items():
+            secrets[f"GRIDGIS_TEAM_WEBHOOKS[{prefix!r}].secret"] = route.secret
+        placeholders = sorted(name for name, value in secrets.items() if value is not None
+                              and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS)
+        if placeholders:
+            raise ValueError(f"{', '.join(placeholders)}: a placeholder, not a secret; set the "
+                             f"real one (refused outside development)")
         return self
 
 

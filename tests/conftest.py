@@ -58,8 +58,12 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def engine(database_url: str) -> Engine:
-    return db.get_engine()
+def engine(database_url: str) -> Iterator[Engine]:
+    """The test database as its owner, for set-up and clean-up (the server and dispatcher
+    processes the tests start work as the application's role)."""
+    owner = db.make_engine(database_url)
+    yield owner
+    owner.dispose()
 
 
 @pytest.fixture

@@ -152,7 +152,7 @@ def test_command_sees_masked_planner_sees_nothing(client: TestClient, session: S
     planner = _token(client, session, "planner_1", "planner")
     assert client.get("/api/residents", headers=planner).status_code == 403
     denied = session.query(AuditLog).filter(AuditLog.username == "planner_1").one()
-    assert denied.action == "read-denied"
+    assert (denied.action, denied.entity_id) == ("access-denied", "GET /api/residents")
 
 
 def test_short_values_are_masked_all_but_one(client: TestClient, session: Session) -> None:

@@ -4,6 +4,7 @@ import json
 import re
 from collections.abc import Callable
 
+import pytest
 from fastapi.testclient import TestClient
 
 from gridgis.maps import assets, command
@@ -146,3 +147,29 @@ def test_every_answer_carries_the_security_headers(client: TestClient) -> None:
     assert "img-src 'self' data: blob:;" in policy(None)
     assert "https://*.tiles.example.org" in policy("https://{s}.tiles.example.org/{z}/{x}/{y}.png")
     assert " http://data.example.org;" in policy("http://data.example.org/{z}/{x}/{y}.png")
+
+
+def test_cors_answers_only_the_origins_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gridgis.main import create_app
+    from gridgis.settings import get_settings
+
+    monkeypatch.setenv("GRIDGIS_CORS_ORIGINS", '["https://duty.example.gov.cn"]')
+    get_settings.cache_clear()
+    try:
+        client = TestClient(create_app())
+        preflight = {"Access-Control-Request-Method": "PATCH",
+                     "Access-Control-Request-Headers": "authorization,if-match"}
+        allowed = client.options("/api/checklists/items/1", headers={
+            "Origin": "https://duty.example.gov.cn", **preflight})
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://duty.example.gov.cn"
+        assert "access-control-allow-credentials" not in allowed.headers  # no cookies
+        other = client.options("/api/checklists/items/1",
+                               headers={"Origin": "https://evil.example", **preflight})
+        assert other.status_code == 400
+        assert "access-control-allow-origin" not in other.headers
+        answer = client.get("/health", headers={"Origin": "https://duty.example.gov.cn"})
+        assert answer.headers["access-control-allow-origin"] == "https://duty.example.gov.cn"
+        assert "ETag" in answer.headers["access-control-expose-headers"]
+    finally:
+        get_settings.cache_clear()

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 def refresh_totals(conn: Connection | Session, concurrently: bool = False) -> None:
     """Recount every grid's totals, in the caller's transaction; ``concurrently`` lets
-    targeting read the old totals meanwhile (a little slower, for live systems)."""
-    how = "CONCURRENTLY " if concurrently else ""
-    conn.execute(text(f"REFRESH MATERIALIZED VIEW {how}grid_total"))
+    targeting read the old totals meanwhile (a little slower, for live systems). Through a
+    function running as the view's owner: the application's role does not own it."""
+    conn.execute(text("SELECT refresh_grid_total(:keep_reading)"),
+                 {"keep_reading": concurrently})
