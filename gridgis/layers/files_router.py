@@ -49,7 +49,8 @@ class BadRow(BaseModel):
 
 
 class Refusal(BaseModel):
-    detail: str
+    # A message; FastAPI's list when the request itself does not fit (no file sent).
+    detail: str | list[dict[str, Any]]
     problems: list[BadRow] = []
 
 
