@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     # The role the server and dispatcher work as (SET ROLE after connecting; migration 0013
     # makes it): not the tables' owner, only appending to the audit log. Empty when the URL
     # already logs in as such a role.
-    database_role: str | None = Field(default="gridgis_app", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    database_role: str | None = Field(default="gridgis_app", pattern=r"^([a-z_][a-z0-9_]{0,62})?$")
     pg_dir: Path = PROJECT_DIR / "var" / "pg"
     pg_port: int = Field(default=55432, ge=1024, le=65535)
     pg_database: str = "gridgis"
