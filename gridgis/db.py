@@ -34,11 +34,12 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str, role: str | None = None) -> Engine:
     """Return an engine for ``url``; connections give up after a few seconds, not minutes.
     With ``role``, every connection works as that role (the application's, not the owner's)."""
+    settings = get_settings()
     engine = create_engine(
         url,
         pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=20,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_overflow,
         connect_args={"connect_timeout": 5, "application_name": "gridgis"},
     )
     if role:

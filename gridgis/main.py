@@ -10,8 +10,10 @@ from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from gridgis import __version__, access, api, login
+from gridgis.admission import Admission
 from gridgis.alerts import checklist_router, feed_router, report_router
 from gridgis.alerts import router as alerts_router
 from gridgis.errors import GridGisError, StaleVersion, TooManyAttempts, status_of
@@ -51,6 +53,10 @@ def create_app() -> FastAPI:
     document(app)
     app.add_exception_handler(GridGisError, domain_error)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, database_error)  # type: ignore[arg-type]
+    app.add_exception_handler(PoolTimeout, database_busy)  # type: ignore[arg-type]
+    # Middleware: the last added is the outermost (security headers on every answer).
+    app.add_middleware(Admission, limit=settings.db_pool_size + settings.db_pool_overflow,
+                       wait_s=settings.admission_wait_seconds)
     if settings.cors_origins:  # bearer tokens only: cookies stay with gridgis's own pages
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_credentials=False, allow_methods=CORS_METHODS,
@@ -115,6 +121,14 @@ async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
     return JSONResponse(
         {"detail": "the database is not answering or the change could not finish; nothing "
                    f"was changed: try again in {DATABASE_RETRY_AFTER_S} seconds"},
+        status_code=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
+
+
+async def database_busy(request: Request, exc: PoolTimeout) -> JSONResponse:
+    """Answer 503 with a retry hint when no database connection came free in time."""
+    return JSONResponse(
+        {"detail": "gridgis is busy (no database connection free); nothing was changed: try "
+                   f"again in {DATABASE_RETRY_AFTER_S} seconds"},
         status_code=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
 
 

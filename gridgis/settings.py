@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     # makes it): not the tables' owner, only appending to the audit log. Empty when the URL
     # already logs in as such a role.
     database_role: str | None = Field(default="gridgis_app", pattern=r"^([a-z_][a-z0-9_]{0,62})?$")
+    # Connections each process keeps (and may add) to the database. The server lets in as many
+    # requests at once as pool + overflow (gridgis/admission.py); others wait up to
+    # ``admission_wait_seconds`` for their turn, then get 503 with Retry-After.
+    db_pool_size: int = Field(default=10, gt=0)
+    db_pool_overflow: int = Field(default=20, ge=0)
+    admission_wait_seconds: float = Field(default=20.0, gt=0)
     pg_dir: Path = PROJECT_DIR / "var" / "pg"
     pg_port: int = Field(default=55432, ge=1024, le=65535)
     pg_database: str = "gridgis"

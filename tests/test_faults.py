@@ -8,6 +8,7 @@
   is killed, and the client retries with the same Idempotency-Key on a new server.
 """
 
+import asyncio
 import json
 import threading
 import time
@@ -249,3 +250,59 @@ def _waiting_on_locks(engine: Engine) -> int:
         return int(conn.execute(text(
             "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE NOT l.granted AND a.datname = current_database()")).scalar_one())
+
+
+def test_more_requests_than_connections_are_all_answered(database_url: str,
+                                                         commander: str) -> None:
+    """120 requests at once against 30 connections and 40 threads: before admission, the
+    threads all waited for connections held by requests waiting for threads, until the
+    pool's 30 s timeout (500s). Now every one is answered, in turn."""
+    with live_server(database_url) as server:
+        token = _token(server.base, commander)
+
+        async def burst() -> list[int]:
+            async with httpx.AsyncClient(base_url=server.base, timeout=60, limits=httpx.Limits(
+                    max_connections=200)) as http:
+                answers = await asyncio.gather(*(
+                    http.get("/api/stations?limit=1", headers={"Authorization": f"Bearer {token}"})
+                    for _ in range(120)))
+            return [a.status_code for a in answers]
+
+        started = time.monotonic()
+        statuses = asyncio.run(burst())
+        took = time.monotonic() - started
+    assert statuses == [200] * 120
+    assert took < 25, f"{took:.1f} s: requests waited for the pool's timeout"
+
+
+def test_a_request_waiting_too_long_for_its_turn_is_told_to_retry(
+        engine: Engine, database_url: str, commander: str) -> None:
+    """One connection, one turn: while a request holds it (waiting on a lock), the next is
+    answered 503 with Retry-After once its wait is over, and nothing else goes wrong."""
+    env = {"GRIDGIS_DB_POOL_SIZE": "1", "GRIDGIS_DB_POOL_OVERFLOW": "0",
+           "GRIDGIS_ADMISSION_WAIT_SECONDS": "0.5"}
+    holder = engine.connect()
+    holding = holder.begin()
+    try:
+        with live_server(database_url, **env) as server:
+            token = _token(server.base, commander)
+            headers = {"Authorization": f"Bearer {token}"}
+            holder.execute(text("LOCK TABLE station IN ACCESS EXCLUSIVE MODE"))
+            first: list[httpx.Response] = []
+            slow = threading.Thread(target=lambda: first.append(httpx.get(
+                f"{server.base}/api/stations?limit=1", headers=headers, timeout=30)))
+            slow.start()
+            _wait_for(lambda: _waiting_on_locks(engine) > 0, 20, "the first request at the lock")
+            second = httpx.get(f"{server.base}/api/grids?limit=1", headers=headers, timeout=30)
+            assert second.status_code == 503 and second.headers["Retry-After"] == "2"
+            assert "busy" in second.json()["detail"]
+            assert second.headers["x-content-type-options"] == "nosniff"
+            holding.rollback()
+            slow.join(timeout=30)
+            assert first[0].status_code == 200
+            again = httpx.get(f"{server.base}/api/grids?limit=1", headers=headers, timeout=30)
+            assert again.status_code == 200
+    finally:
+        if holding.is_active:
+            holding.rollback()
+        holder.close()
