@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # The demo territory `make run` loads: hengqin (small) or nansha (1,292 grids).
 SCALE ?= nansha
 
-.PHONY: run test setup system browser venv assets db lint clean bench bench-city
+.PHONY: run test setup system browser venv assets db lint clean bench bench-city bench-load
 
 run: setup db
 	$(BIN)/gridgis demo load --scale $(SCALE)
@@ -55,6 +55,12 @@ bench: setup db
 	$(BIN)/python bench/checklists.py --db $(BENCH_DB) --runs 3 --explain
 	$(BIN)/python bench/checklists.py --db $(BENCH_DB) --tier storm --runs 2
 	$(BIN)/python bench/checklists.py --db $(BENCH_DB) --tier hurricane --runs 2
+
+# Load test (bench/README.md): 200 grid heads and 5 command screens on a `gridgis serve` for
+# 60 s; the nansha demo in its own database, loaded on first use. Exits 1 on a lost change
+# or an error. LOAD_ARGS=--seconds 15 for a shorter run.
+bench-load: setup db
+	$(BIN)/python bench/load_checklists.py --db gridgis_bench_load $(LOAD_ARGS)
 
 clean:
 	-$(BIN)/gridgis db down

@@ -25,10 +25,10 @@ import statistics
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import shapely
+from harness import RESULTS_DIR, bench_url
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
@@ -36,7 +36,6 @@ from gridgis import db
 from gridgis.alerts import checklists, flows, intake
 from gridgis.settings import get_settings
 
-RESULTS_DIR = Path(__file__).with_name("results")
 TARGET_S = 5.0
 LEVELS = {"area": "orange", "gale": "yellow", "storm": "orange", "hurricane": "red"}
 CIRCLE_SQL = text("""
@@ -123,13 +122,6 @@ class StatementClock:
 def _squash(sql: str) -> str:
     lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
     return re.sub(r"\s+", " ", " ".join(lines)).strip()
-
-
-def bench_url(name: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    get_settings.cache_clear()
-    return make_url(db.database_url()).set(database=name).render_as_string(hide_password=False)
 
 
 def draw_circle(session: Session, lon: float, lat: float, grids: int) -> tuple[Any, float, int]:

@@ -16,24 +16,18 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 from datetime import UTC, datetime
-from pathlib import Path
 
+from harness import RESULTS_DIR, bench_url, prepare_database, serve, stop
 from playwright.sync_api import sync_playwright
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from gridgis import auth, db
 from gridgis.settings import get_settings
 
-RESULTS_DIR = Path(__file__).with_name("results")
 TARGET_S = 2.0
 USER = "bench_wall_screen"
 PASSWORD = "correct horse battery"  # a bench user on a bench database only
@@ -46,25 +40,12 @@ READY_JS = """() => {
 }"""
 
 
-def bench_url(name: str) -> str:
-    get_settings.cache_clear()
-    return make_url(db.database_url()).set(database=name).render_as_string(hide_password=False)
-
-
 def prepare(url: str, load: str | None) -> int:
     """Make sure the database is migrated (loading ``load`` when it has no grids) and holds
     the bench user; return its grid count."""
-    from gridgis.demo import load as demo
-
-    db.ensure_database(url)
-    db.upgrade_database(url)
+    prepare_database(url, load)
     engine = db.make_engine(url)
     try:
-        with Session(engine) as session:
-            grids = session.scalar(text("SELECT count(*) FROM grid WHERE retired_at IS NULL"))
-        if not grids and load:
-            print(f"loading the {load} demo territory ...", flush=True)
-            demo.load_demo(engine, load)
         with Session(engine) as session:
             if not session.scalar(text("SELECT 1 FROM app_user WHERE username = :u"),
                                   {"u": USER}):
@@ -74,29 +55,6 @@ def prepare(url: str, load: str | None) -> int:
                 "SELECT count(*) FROM grid WHERE retired_at IS NULL")) or 0)
     finally:
         engine.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def serve(url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "gridgis.cli", "serve", "--port",
-                                str(port)], env={**os.environ, "GRIDGIS_DATABASE_URL": url},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/health", timeout=1):
-                return process, base
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("gridgis serve did not start")
 
 
 def measure(base: str, grids: int, runs: int) -> list[float]:
@@ -134,8 +92,7 @@ def main() -> None:
     try:
         times = measure(base, grids, args.runs)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)
     ordered = sorted(times)
     result = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "db": args.db,
               "grids": grids, "runs": [round(t, 3) for t in times],

@@ -206,7 +206,11 @@ def serve(
     settings = get_settings()
     uvicorn.run("gridgis.main:create_app", factory=True, host=host or settings.host,
                 port=port or settings.port, proxy_headers=False,
-                timeout_graceful_shutdown=5)  # live-feed clients never leave by themselves
+                timeout_graceful_shutdown=5,  # live-feed clients never leave by themselves
+                # Idle keep-alive connections are closed by the client first (httpx after 5 s,
+                # browsers later and they retry): a server closing at uvicorn's default 5 s
+                # races the client's next request on the same connection (the load test).
+                timeout_keep_alive=75)
 
 
 @user_app.command("add")
