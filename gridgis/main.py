@@ -5,6 +5,8 @@ from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -16,6 +18,7 @@ from gridgis import __version__, access, api, login
 from gridgis.admission import Admission
 from gridgis.alerts import checklist_router, feed_router, report_router
 from gridgis.alerts import router as alerts_router
+from gridgis.body_limit import BodyLimit
 from gridgis.errors import GridGisError, StaleVersion, TooManyAttempts, status_of
 from gridgis.headers import SecurityHeaders
 from gridgis.layers import edit_router, files_router, ogc_router, tiles_router
@@ -52,9 +55,12 @@ def create_app() -> FastAPI:
     app.include_router(maps_router.api_router)
     document(app)
     app.add_exception_handler(GridGisError, domain_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, database_error)  # type: ignore[arg-type]
     app.add_exception_handler(PoolTimeout, database_busy)  # type: ignore[arg-type]
     # Middleware: the last added is the outermost (security headers on every answer).
+    app.add_middleware(BodyLimit, max_bytes=int(settings.body_max_mb * 2**20),
+                       import_max_bytes=int(settings.import_max_mb * 2**20) + 2**20)
     app.add_middleware(Admission, limit=settings.db_pool_size + settings.db_pool_overflow,
                        wait_s=settings.admission_wait_seconds)
     if settings.cors_origins:  # bearer tokens only: cookies stay with gridgis's own pages
@@ -85,6 +91,14 @@ def document(app: FastAPI) -> None:
 
     app.openapi = openapi  # type: ignore[method-assign]
     openapi()
+
+
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 for a request that does not fit its parameters, without the input each
+    error came from: a refused body is never sent back (it may be megabytes)."""
+    errors = [{key: value for key, value in error.items() if key not in ("input", "ctx", "url")}
+              for error in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
 async def domain_error(request: Request, exc: GridGisError) -> JSONResponse:

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     assets_dir: Path = PROJECT_DIR / "assets" / "node_modules"
     page_size_max: int = Field(default=5000, gt=0)
     import_max_mb: float = Field(default=100, gt=0)
+    # The largest request body anything but a file import takes (a drawn area, a CAP file,
+    # a changeset operation): 100,000 vertices of GeoJSON are ~4 MB.
+    body_max_mb: float = Field(default=8, gt=0)
     demo_seed: int = 2024
 
     # The dispatcher (``gridgis dispatch``): see gridgis/alerts/dispatch.py.

@@ -4,7 +4,11 @@ Stored geometry is EPSG:4326 (lon, lat; CGCS2000 / EPSG:4490 is treated as equal
 metres). Areas and lengths here are computed in the local UTM zone, in metres.
 """
 
+import json
 import math
+import re
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import shapely
@@ -13,6 +17,7 @@ from pyproj import CRS, Transformer
 
 SRID = 4326
 WGS84 = f"EPSG:{SRID}"
+CHINA = (72.004, 0.8293, 137.8347, 55.8271)  # China's box: west, south, east, north
 
 
 def utm_crs(lon: float, lat: float) -> CRS:
@@ -33,33 +38,114 @@ def to_metric(geometries: NDArray[np.object_],
     return np.asarray(shapely.transform(geometries, transformer.transform, interleaved=False))
 
 
+GEOJSON_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon",
+                 "MultiPolygon", "GeometryCollection")
+# A limit on geometry that arrives: a grid boundary has hundreds of vertices, a detailed
+# district boundary tens of thousands; more is a mistake or an attack on the server's time.
+MAX_VERTICES = 100_000
+# How deep a type's positions lie in its coordinates: a Polygon's are in its rings.
+_POSITION_DEPTH = {"Point": 0, "MultiPoint": 1, "LineString": 1, "MultiLineString": 2,
+                   "Polygon": 2, "MultiPolygon": 3}
+# What GEOS says of bad GeoJSON, in words for a user.
+_GEOS_REASONS = (
+    (re.compile(r"LinearRing do not form a closed"),
+     "a polygon ring is not closed (its last position must repeat the first)"),
+    (re.compile(r"number of points in LinearRing found (\d+)"),
+     r"a polygon ring of \1 positions; a ring needs at least 4, the first repeated as the last"),
+    (re.compile(r"point array must contain 0 or >1"), "a line of one position; it needs two"),
+    (re.compile(r"type must be (\w+), but is (\w+)"), r"GeoJSON wants \1s there, not a JSON \2"),
+    (re.compile(r"key '(\w+)' not found"), r"no '\1'"),
+)
+
+
+def read_geojson(value: Mapping[str, Any]) -> shapely.Geometry:
+    """Return the shapely geometry of a GeoJSON geometry object (RFC 7946) read by GEOS, or
+    raise ValueError saying what is wrong: a type that is no geometry's, NaN or infinite
+    numbers, an unclosed or short ring, positions that are not numbers. Unlike
+    ``shapely.geometry.shape``, an unclosed ring is refused, not closed silently."""
+    kind = value.get("type") if isinstance(value, Mapping) else None
+    if kind not in GEOJSON_TYPES:
+        raise ValueError(f"not a GeoJSON geometry: its type is {kind!r}, not one of "
+                         f"{', '.join(GEOJSON_TYPES)}")
+    if (positions := _positions(value)) > MAX_VERTICES:  # before the work of reading them
+        raise ValueError(f"{positions:,} vertices; gridgis takes at most {MAX_VERTICES:,}")
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise ValueError("coordinates that are not finite numbers (NaN or infinity)") from None
+    except RecursionError:
+        raise ValueError("arrays nested too deeply for GeoJSON") from None
+    try:
+        return shapely.from_geojson(text)
+    except shapely.errors.GEOSException as exc:
+        message = str(exc)
+        for pattern, reason in _GEOS_REASONS:
+            if found := pattern.search(message):
+                raise ValueError(found.expand(reason)) from None
+        raise ValueError(f"not a GeoJSON {kind}: {message.split(': ', 1)[-1]}") from None
+
+
+def _positions(value: Mapping[str, Any]) -> int:
+    """Return how many positions a GeoJSON geometry holds, from the lengths of its arrays
+    alone (a collection's parts are not counted; arrays not nested as its type says: 0)."""
+    depth = _POSITION_DEPTH.get(value["type"])
+    if depth is None:
+        return 0
+    arrays = [value.get("coordinates")]
+    for _ in range(depth - 1):
+        arrays = [inner for outer in arrays if isinstance(outer, list) for inner in outer]
+    return sum(len(a) for a in arrays if isinstance(a, list)) if depth else 1
+
+
 def polygon_problem(geometry: shapely.Geometry | None) -> str | None:
     """Return why ``geometry`` is not a usable (multi)polygon in lon/lat, or None if it is."""
-    if geometry is None or geometry.is_empty:
-        return "no geometry"
-    if geometry.geom_type not in ("Polygon", "MultiPolygon"):
-        return f"a {geometry.geom_type} where a polygon belongs"
-    coords = shapely.get_coordinates(geometry)
-    if not np.isfinite(coords).all():
-        return "coordinates that are not finite numbers"
-    if (np.abs(coords[:, 0]) > 180).any() or (np.abs(coords[:, 1]) > 90).any():
-        return "coordinates outside lon -180..180 / lat -90..90 (swapped, or not degrees?)"
-    if not geometry.is_valid:
-        return f"invalid geometry: {shapely.is_valid_reason(geometry)}"
-    return None
+    return _shape_problem(geometry, ("Polygon", "MultiPolygon"), "a polygon")
+
+
+def line_problem(geometry: shapely.Geometry | None) -> str | None:
+    """Return why ``geometry`` is not a usable line in lon/lat, or None if it is."""
+    return _shape_problem(geometry, ("LineString",), "a line")
 
 
 def point_problem(geometry: shapely.Geometry | None) -> str | None:
     """Return why ``geometry`` is not a usable lon/lat point, or None if it is."""
-    if geometry is None or geometry.is_empty:
+    return _shape_problem(geometry, ("Point",), "a point")
+
+
+def _shape_problem(geometry: shapely.Geometry | None, types: tuple[str, ...],
+                   what: str) -> str | None:
+    """Return why ``geometry`` is not a valid one of ``types`` in lon/lat, or None."""
+    if geometry is None:
         return "no geometry"
-    if geometry.geom_type != "Point":
-        return f"a {geometry.geom_type} where a point belongs"
-    x, y = geometry.x, geometry.y
-    if not (math.isfinite(x) and math.isfinite(y)):
+    if geometry.is_empty:
+        return f"an empty {geometry.geom_type}"
+    if geometry.geom_type not in types:
+        return f"a {geometry.geom_type} where {what} belongs"
+    vertices = shapely.get_num_coordinates(geometry)
+    if vertices > MAX_VERTICES:
+        return f"{vertices:,} vertices; gridgis takes at most {MAX_VERTICES:,}"
+    if (problem := _coordinates_problem(shapely.get_coordinates(geometry))) is not None:
+        return problem
+    if not shapely.is_valid(geometry):
+        return f"invalid geometry: {shapely.is_valid_reason(geometry)}"
+    return None
+
+
+def _coordinates_problem(coords: NDArray[np.float64]) -> str | None:
+    """Return why lon/lat coordinates (n, 2) cannot be ours: not finite, out of range, across
+    the antimeridian, or all far from China; None if they can."""
+    if not np.isfinite(coords).all():
         return "coordinates that are not finite numbers"
-    if abs(x) > 180 or abs(y) > 90:
+    if (np.abs(coords[:, 0]) > 180).any() or (np.abs(coords[:, 1]) > 90).any():
         return "coordinates outside lon -180..180 / lat -90..90 (swapped, or not degrees?)"
+    if np.ptp(coords[:, 0]) > 180:
+        return ("more than 180° of longitude: it crosses the antimeridian (±180°), which "
+                "gridgis does not support")
+    west, south, east, north = CHINA
+    lon, lat = coords[:, 0], coords[:, 1]
+    if lon.max() < west or lon.min() > east or lat.max() < south or lat.min() > north:
+        return (f"lies wholly outside China (lon {west:g}..{east:g}, lat {south:g}..{north:g}): "
+                "lat/lon swapped, or another CRS?")
     return None
 
 
@@ -80,7 +166,6 @@ def area_outside_m2(children: NDArray[np.object_], parents: NDArray[np.object_])
 # numpy arrays with an exact inverse, so here it is; it reproduces the pairs every
 # implementation is tested against (eviltransform, prcoords) to 1e-12 degrees.
 GCJ_A, GCJ_EE = 6378245.0, 0.00669342162296594323
-CHINA = (72.004, 0.8293, 137.8347, 55.8271)  # west, south, east, north
 
 
 def wgs84_to_gcj02(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> tuple[

@@ -53,7 +53,7 @@ def polygon_of(text: str, where: str) -> Polygon:
     polygon = Polygon([(lon, lat) for lat, lon in points])
     if (problem := spatial.polygon_problem(polygon)) is not None:
         raise InvalidInput(f"{where}: {problem}")
-    return polygon
+    return orient(polygon, sign=1.0)  # CAP says nothing of winding; we store RFC 7946's
 
 
 def circle_of(text: str, where: str) -> Circle:
@@ -68,6 +68,8 @@ def circle_of(text: str, where: str) -> Circle:
     pole_km = _GEOD.inv(lon, lat, lon, math.copysign(90.0, lat))[2] / 1000.0
     if radius_km >= pole_km:
         raise InvalidInput(f"{where}: a radius of {radius_km} km reaches the pole")
+    if (problem := spatial.point_problem(Point(lon, lat))) is not None:
+        raise InvalidInput(f"{where}: the centre {problem}")
     return Circle(Point(lon, lat), radius_km, circle_polygon(lon, lat, radius_km))
 
 

@@ -23,6 +23,10 @@ from gridgis.errors import InvalidInput
 from gridgis.layers.models import AdminUnit, Grid
 
 ETA_STEP = timedelta(minutes=30)
+# Bounds on an advisory's track: hourly fixes and forecasts for six weeks; the longest-lived
+# typhoons last about three weeks. Past them the hazard areas would take minutes to draw.
+MAX_TRACK_POINTS = 1_000
+MAX_TRACK_SPAN = timedelta(days=30)
 CAP_STATUS = {"Actual": "actual", "Exercise": "exercise", "Test": "test", "System": "test",
               "Draft": "test"}
 CAP_TYPES = {"Alert": "alert", "Update": "update", "Cancel": "cancel"}
@@ -113,9 +117,12 @@ def from_advisory(item: advisories.Advisory, previous: str | None, status: str =
     ``chain`` names the storm's chain of warnings (default the storm id; a drill runs its
     own chain), and prefixes the identifier.
     """
+    first, last = item.points[0].time, item.points[-1].time
+    if last - first > MAX_TRACK_SPAN:
+        raise InvalidInput(f"points: the track spans {(last - first).days} days; an advisory "
+                           f"covers at most {MAX_TRACK_SPAN.days}")
     areas = [HazardArea(tier, _multi(area), f"{tier} swath")
              for tier, area in hazard.swaths(item).items() if not area.is_empty]
-    first, last = item.points[0].time, item.points[-1].time
     steps = int((last - first) / ETA_STEP) + 1
     times = [first + ETA_STEP * i for i in range(steps)]
     circles = hazard.circles_at(item, np.array([t.timestamp() for t in times]), "gale")
@@ -155,6 +162,10 @@ def read_cap(session: Session, body: bytes) -> Incoming:
 def read_advisory(session: Session, document: dict[str, Any] | advisories.Advisory,
                   status: str = "actual", chain: str | None = None) -> Incoming:
     """Return an advisory as a warning, following the chain's latest warning if any."""
+    points = document.get("points") if isinstance(document, dict) else None
+    if isinstance(points, list) and len(points) > MAX_TRACK_POINTS:
+        raise InvalidInput(f"points: {len(points):,} track points; an advisory holds at most "
+                           f"{MAX_TRACK_POINTS:,}")
     item = (document if isinstance(document, advisories.Advisory)
             else advisories.parse_advisory(document))
     previous = session.scalar(

@@ -76,6 +76,8 @@ def read_json(session: SessionDep, username: str, body: bytes) -> intake.Incomin
         document: Any = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidInput("JSON nested too deeply") from None
     if isinstance(document, dict) and "storm" in document:
         return intake.read_advisory(session, document)
     try:

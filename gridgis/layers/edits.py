@@ -49,18 +49,21 @@ def read_feature(session: Session, layer: str, code: str) -> tuple[str, int]:
 
 
 def to_geometry(value: schemas.GeoJSONGeometry, kind: str) -> shapely.Geometry:
-    """Return the shapely geometry of a GeoJSON body, or InvalidInput saying what is wrong."""
-    try:
-        geometry = shapely.geometry.shape(value.model_dump())
-    except (ValueError, TypeError, IndexError, AttributeError) as exc:
-        raise InvalidInput(f"{kind}: not a GeoJSON {value.type}: {exc}") from None
+    """Return the shapely geometry of a GeoJSON body, or InvalidInput saying what is wrong.
+    Polygons come back with their rings turned the RFC 7946 way (shell counter-clockwise)."""
+    try:  # the body's own lists, not a copy of them: a geometry may be large
+        geometry = spatial.read_geojson({"type": value.type, "coordinates": value.coordinates})
+    except ValueError as exc:
+        raise InvalidInput(f"{kind}: {exc}") from None
     reason = (spatial.point_problem(geometry) if kind == "location"
               else spatial.polygon_problem(geometry))
     if reason:
         raise InvalidInput(f"{kind}: {reason}")
+    if kind == "location":
+        return geometry
     if kind == "footprint" and geometry.geom_type == "Polygon":
         geometry = shapely.MultiPolygon([geometry])
-    return geometry
+    return shapely.orient_polygons(geometry)
 
 
 def check_writer(session: Session, user: AppUser, layer: str,
@@ -87,11 +90,12 @@ def _locked_row(session: Session, layer: str, code: str, version: int) -> Any:
 
 def _apply(session: Session, row: Any, patch: BaseModel) -> None:
     """Copy the set fields of ``patch`` onto ``row``; geometry through shapely checks."""
-    for field, value in patch.model_dump(exclude_unset=True).items():
+    # The values as given: model_dump() would first copy every position of a geometry.
+    for field in (name for name in type(patch).model_fields if name in patch.model_fields_set):
+        value = getattr(patch, field)
         if field in ("footprint", "location"):
-            geometry = getattr(patch, field)
-            setattr(row, field, None if geometry is None
-                    else from_shape(to_geometry(geometry, field), srid=spatial.SRID))
+            setattr(row, field, None if value is None
+                    else from_shape(to_geometry(value, field), srid=spatial.SRID))
         elif field != "building_code":
             setattr(row, field, value)
     row.version = row.version + 1

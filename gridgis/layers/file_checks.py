@@ -41,6 +41,12 @@ from gridgis.layers.file_formats import (
 )
 from gridgis.params import CODE, MAX_KEY
 
+# GDAL's GeoJSON reader holds a feature's JSON in memory at some twenty times its size: one
+# of more than MAX_FEATURE_MB (a footprint of spatial.MAX_VERTICES takes ~4 MB) is refused
+# unread, not parsed into gigabytes.
+MAX_FEATURE_MB = 8
+pyogrio.set_gdal_config_options({"OGR_GEOJSON_MAX_OBJ_SIZE": str(MAX_FEATURE_MB)})
+
 
 @dataclass(frozen=True)
 class RowProblem:
@@ -148,8 +154,10 @@ def read_ogr(path: Path, kind: str, max_mb: float) -> tuple[
             meta, _, wkb, values = read_raw(target)
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
             pyogrio.errors.FieldError, OSError) as exc:
-        raise InvalidInput(f"{path.name}: cannot be read as a {kind} file: "
-                           f"{str(exc).splitlines()[0]}") from exc
+        reason = str(exc).splitlines()[0]
+        if "too complex/large" in reason:  # GDAL's words suggest a setting to the user
+            reason = f"a feature of more than {MAX_FEATURE_MB} MB"
+        raise InvalidInput(f"{path.name}: cannot be read as a {kind} file: {reason}") from exc
     if len(wkb) == 0:
         raise InvalidInput(f"{path.name}: no features")
     if meta["crs"] is None:
@@ -191,7 +199,8 @@ def parse_wkb(wkb: NDArray[np.object_]) -> tuple[Geometries, list[RowProblem]]:
             try:
                 shapely.from_wkb(wkb[i])
             except shapely.errors.GEOSException as exc:
-                reason = ("a polygon ring is not closed" if "closed linestring" in str(exc)
+                reason = ("a polygon ring is not closed (its last position must repeat the "
+                          "first; NaN never does)" if "closed linestring" in str(exc)
                           else f"malformed geometry: {exc}")
         problems.append(RowProblem(int(i) + 1, "geometry", reason))
     return geometry, problems
@@ -371,7 +380,7 @@ def split_geometry(geometry: Geometries, fmt: LayerFormat, extent: Box | None,
         if reason:
             problems.append(RowProblem(i + 1, "geometry", reason))
         elif polygon:
-            footprints[i] = shape
+            footprints[i] = shapely.orient_polygons(shape)  # RFC 7946's winding, as we serve
         else:
             points[i] = shape
     return points, footprints

@@ -86,31 +86,32 @@ def finding(check: str, grid: str, message: str, geometry: Any = None,
 
 
 def read_geometry(value: dict[str, Any] | None, op: OperationIn) -> tuple[Any, str | None]:
-    """Return the operation's geometry (repaired if asked, with what was done) or Rejected."""
+    """Return the operation's geometry (repaired if asked, with what was done) or Rejected.
+    Areas come back with their rings turned the RFC 7946 way (shell counter-clockwise)."""
     if value is None:
         raise Rejected(f"{op.op} {op.grid}: a geometry is needed",
                        [finding("geometry", op.grid, "no geometry")])
     try:
-        geometry = shapely.geometry.shape(value)
-    except (ValueError, TypeError, IndexError, AttributeError, KeyError) as exc:
-        raise Rejected(f"{op.op} {op.grid}: not GeoJSON: {exc}",
-                       [finding("geometry", op.grid, f"not GeoJSON: {exc}")]) from None
+        geometry = spatial.read_geojson(value)
+    except ValueError as exc:
+        raise Rejected(f"{op.op} {op.grid}: {exc}",
+                       [finding("geometry", op.grid, str(exc))]) from None
     if op.op == "split":
-        if geometry.geom_type != "LineString" or not geometry.is_valid:
-            raise Rejected(f"split {op.grid}: the split needs a line",
-                           [finding("split", op.grid, "not a line", geometry)])
+        if (problem := spatial.line_problem(geometry)):
+            raise Rejected(f"split {op.grid}: {problem}",
+                           [finding("split", op.grid, problem, geometry)])
         return geometry, None
     problem = spatial.polygon_problem(geometry)
     if problem and problem.startswith("invalid geometry") and op.make_valid:
         repaired = shapely.make_valid(geometry)
         polygons = [g for g in getattr(repaired, "geoms", [repaired])
                     if g.geom_type in ("Polygon", "MultiPolygon")]
-        return shapely.MultiPolygon(shapely.get_parts(polygons)), problem
+        return shapely.orient_polygons(shapely.MultiPolygon(shapely.get_parts(polygons))), problem
     if problem:
-        at = _fault_location(geometry)
+        at = _fault_location(geometry) if problem.startswith("invalid geometry") else None
         raise Rejected(f"{op.op} {op.grid}: {problem}",
                        [finding("valid", op.grid, problem, at or geometry)])
-    return geometry, None
+    return shapely.orient_polygons(geometry), None
 
 
 def _fault_location(geometry: Any) -> Any:
