@@ -45,16 +45,22 @@ lint: venv
 	$(BIN)/ruff check gridgis tests migrations data/boundaries bench
 	$(BIN)/mypy
 
-# Benchmarks on a generated city (bench/README.md): `make bench-city` once (~3 min, ~1.8 GB),
-# then `make bench` (a few minutes; prints and writes bench/results/).
+# Benchmarks on a generated city (bench/README.md, bench/RESULTS.md): `make bench-city` once
+# (~3 min, ~1.8 GB), then `make bench` (~25 min on two cores: run it on a quiet machine;
+# each script prints its table and writes bench/results/*.json).
 BENCH_DB ?= gridgis_bench
 bench-city: setup db
 	$(BIN)/python bench/gen_city.py --db $(BENCH_DB)
 
 bench: setup db
+	$(BIN)/python bench/targeting.py --db $(BENCH_DB)
 	$(BIN)/python bench/checklists.py --db $(BENCH_DB) --runs 3 --explain
 	$(BIN)/python bench/checklists.py --db $(BENCH_DB) --tier storm --runs 2
 	$(BIN)/python bench/checklists.py --db $(BENCH_DB) --tier hurricane --runs 2
+	$(BIN)/python bench/delivery.py --db $(BENCH_DB)
+	$(BIN)/python bench/tiles.py --db $(BENCH_DB)
+	$(BIN)/python bench/command_page.py --db gridgis_bench_nansha --load nansha
+	$(BIN)/python bench/command_page.py --db $(BENCH_DB)
 
 # Load test (bench/README.md): 200 grid heads and 5 command screens on a `gridgis serve` for
 # 60 s; the nansha demo in its own database, loaded on first use. Exits 1 on a lost change
