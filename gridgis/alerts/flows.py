@@ -128,7 +128,7 @@ def _apply(session: Session, warning: Warning, previous: Warning | None,
            targets: list[targeting.Target], min_share: float) -> Changes:
     """Write the alerts of a new warning, or carry the previous warning's over."""
     if previous is None:
-        added = targeting.create_alerts(session, warning.id, min_share)
+        added = targeting.create_alerts(session, warning.id, targets)
         checklists.open_checklists(session, added)
         return Changes(added, [], [], [])
     active = {a.grid_id: a for a in session.scalars(
@@ -154,7 +154,7 @@ def _apply(session: Session, warning: Warning, previous: Warning | None,
             stood_down.append(alert.id)
     session.flush()
     new_grids = [g for g in reached if g not in active]
-    added = _insert_alerts(session, warning.id, [reached[g] for g in new_grids])
+    added = targeting.insert_alerts(session, warning.id, [reached[g] for g in new_grids])
     targeting.queue_messages(session, warning.id, added, "alert")
     targeting.queue_messages(session, warning.id, changed, "update")
     kind = "cancel" if warning.msg_type == "cancel" else "stand_down"
@@ -168,21 +168,6 @@ def _apply(session: Session, warning: Warning, previous: Warning | None,
             "AND g.retired_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM alert x "
             "WHERE x.grid_id = g.id AND x.state = 'active')"), {"a": stood_down})
     return Changes(added, changed, unchanged, stood_down)
-
-
-def _insert_alerts(session: Session, warning_id: int,
-                   targets: list[targeting.Target]) -> list[int]:
-    if not targets:
-        return []
-    rows = [{"w": warning_id, "g": t.grid_id, "tier": t.tier, "eta": t.gale_eta,
-             "share": t.share, "b": t.buildings, "rb": t.risky_buildings, "r": t.residents,
-             "v": t.vulnerable} for t in targets]
-    session.execute(text(
-        "INSERT INTO alert (warning_id, grid_id, tier, gale_eta, coverage, buildings, "
-        "risky_buildings, residents, vulnerable, grid_version) VALUES (:w, :g, :tier, :eta, "
-        ":share, :b, :rb, :r, :v, (SELECT version FROM grid WHERE id = :g))"), rows)
-    return list(session.scalars(select(Alert.id).where(
-        Alert.warning_id == warning_id, Alert.grid_id.in_([t.grid_id for t in targets]))))
 
 
 def summarise(identifier: str | None, dry_run: bool, targets: list[targeting.Target],

@@ -2,8 +2,8 @@
 
 All in PostGIS, in one statement (``sql/target_grids.sql``): the warning's areas against the
 grids' GiST index, the kept per-grid totals (``grid_total``) instead of a live join over
-buildings and residents. Creating the alerts and their outbox rows are two more statements
-in the caller's transaction.
+buildings and residents. Creating the alerts (from the targets found, without running the
+query again) and their outbox rows are two more statements in the caller's transaction.
 """
 
 from dataclasses import dataclass
@@ -67,14 +67,37 @@ def find_targets(session: Session, warning_id: int, min_share: float = 0.0) -> l
     return [Target(**row) for row in rows]
 
 
-def create_alerts(session: Session, warning_id: int, min_share: float = 0.0) -> list[int]:
+INSERT_ALERTS_SQL = """
+INSERT INTO alert (warning_id, grid_id, tier, gale_eta, coverage, buildings, risky_buildings,
+                   residents, vulnerable, grid_version)
+SELECT :warning_id, t.grid_id, t.tier, t.gale_eta, t.share, t.buildings, t.risky_buildings,
+       t.residents, t.vulnerable, g.version
+FROM unnest(CAST(:grid_ids AS int[]), CAST(:tiers AS text[]), CAST(:etas AS timestamptz[]),
+            CAST(:shares AS float8[]), CAST(:buildings AS int[]), CAST(:risky AS int[]),
+            CAST(:residents AS int[]), CAST(:vulnerable AS int[]))
+     AS t(grid_id, tier, gale_eta, share, buildings, risky_buildings, residents, vulnerable)
+JOIN grid g ON g.id = t.grid_id
+RETURNING alert.id
+"""
+
+
+def insert_alerts(session: Session, warning_id: int, targets: list[Target]) -> list[int]:
+    """Write an alert per target, in one statement, from the targets already found (the
+    targeting query is not run again); return the alert ids."""
+    if not targets:
+        return []
+    return list(session.scalars(text(INSERT_ALERTS_SQL), {
+        "warning_id": warning_id, "grid_ids": [t.grid_id for t in targets],
+        "tiers": [t.tier for t in targets], "etas": [t.gale_eta for t in targets],
+        "shares": [t.share for t in targets], "buildings": [t.buildings for t in targets],
+        "risky": [t.risky_buildings for t in targets],
+        "residents": [t.residents for t in targets],
+        "vulnerable": [t.vulnerable for t in targets]}))
+
+
+def create_alerts(session: Session, warning_id: int, targets: list[Target]) -> list[int]:
     """Write an alert per reached grid and its outbox rows; return the alert ids."""
-    alert_ids = list(session.scalars(text(
-        "INSERT INTO alert (warning_id, grid_id, tier, gale_eta, coverage, buildings, "
-        "risky_buildings, residents, vulnerable, grid_version) SELECT :warning_id, grid_id, "
-        "tier, gale_eta, share, buildings, risky_buildings, residents, vulnerable, "
-        "(SELECT g.version FROM grid g WHERE g.id = t.grid_id) FROM (" + target_sql()
-        + ") t RETURNING id"), {"warning_id": warning_id, "min_share": min_share}))
+    alert_ids = insert_alerts(session, warning_id, targets)
     queue_messages(session, warning_id, alert_ids, "alert")
     return alert_ids
 
