@@ -28,11 +28,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import shapely
-from harness import RESULTS_DIR, bench_url
+from harness import RESULTS_DIR, use_database
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
-from gridgis import db
 from gridgis.alerts import checklists, flows, intake
 from gridgis.settings import get_settings
 
@@ -254,10 +253,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--explain", action="store_true")
     args = parser.parse_args()
-    url = bench_url(args.db)
-    os.environ["GRIDGIS_DATABASE_URL"] = url
-    get_settings.cache_clear()
-    engine = db.make_engine(url)
+    _, engine = use_database(args.db)
     lon, lat = (float(v) for v in args.centre.split(","))
     with Session(engine) as session:
         city = dict(session.execute(CITY_SQL).mappings().one())

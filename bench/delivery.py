@@ -92,11 +92,11 @@ from typing import IO, Any
 
 import shapely
 from checklists import DELETE_SQL, draw_circle, incoming_for, vacuum
-from harness import RESULTS_DIR, bench_url, free_port, machine, percentile, serve, stop
+from harness import RESULTS_DIR, free_port, machine, percentile, serve, stop, use_database
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from gridgis import auth, db
+from gridgis import auth
 from gridgis.alerts import channels, feed, flows
 from gridgis.alerts.channels import Message
 from gridgis.models import AppUser
@@ -165,7 +165,10 @@ def spread(values: list[float]) -> dict[str, float]:
 
 @dataclass
 class Receiver:
-    """What the webhook receiver saw: the first arrival of each idempotency key, all posts."""
+    """What the webhook receiver saw: the first arrival of each idempotency key, all posts.
+    Not tests/receivers.py's: that one keeps every arrival decoded and counts a key's
+    repeats by a scan per arrival (quadratic at thousands): a throughput figure needs a
+    receiver that costs next to nothing per post."""
 
     url: str = ""
     delay_s: float = 0.0
@@ -1030,12 +1033,9 @@ def main() -> None:
     limit = raise_open_files()
     if limit < max(args.clients) + args.command + 200:
         raise SystemExit(f"open-file limit {limit}: too low for {max(args.clients)} clients")
-    url = bench_url(args.db)
-    os.environ["GRIDGIS_DATABASE_URL"] = url
     for name in ("GRIDGIS_TEAM_WEBHOOKS", "GRIDGIS_DISPATCH_RATES"):
         os.environ.pop(name, None)
-    get_settings.cache_clear()
-    engine = db.make_engine(url)
+    url, engine = use_database(args.db)
     result: dict[str, Any] = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
                               "db": args.db, "machine": machine(engine),
                               "targets": {"sse_99pct_within_s": TARGET_WITHIN_S,

@@ -31,6 +31,15 @@ def bench_url(name: str) -> str:
     return make_url(db.database_url()).set(database=name).render_as_string(hide_password=False)
 
 
+def use_database(name: str) -> tuple[str, Engine]:
+    """Make database ``name`` the one gridgis uses in this process (``GRIDGIS_DATABASE_URL``,
+    settings read again); return its URL and an engine on it (as its owner)."""
+    url = bench_url(name)
+    os.environ["GRIDGIS_DATABASE_URL"] = url
+    get_settings.cache_clear()
+    return url, db.make_engine(url)
+
+
 def prepare_database(url: str, load: str | None) -> None:
     """Create and migrate the database at ``url`` when needed; load the demo territory
     ``load`` into it when it has no grids."""

@@ -39,7 +39,6 @@ heavy statements too (run again over an uncommitted warning, rolled back),
 
 import argparse
 import json
-import os
 import re
 import statistics
 import time
@@ -58,11 +57,10 @@ from checklists import (
     incoming_for,
     vacuum,
 )
-from harness import RESULTS_DIR, bench_url, machine, percentile
+from harness import RESULTS_DIR, machine, percentile, use_database
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 
-from gridgis import db
 from gridgis.alerts import channels, checklists, flows, targeting
 from gridgis.settings import get_settings
 
@@ -338,10 +336,7 @@ def main() -> None:
     parser.add_argument("--explain", action="store_true", help="also EXPLAIN (ANALYZE, "
                         "BUFFERS) the issue's heavy statements (rolled back), per size")
     args = parser.parse_args()
-    url = bench_url(args.db)
-    os.environ["GRIDGIS_DATABASE_URL"] = url
-    get_settings.cache_clear()
-    engine = db.make_engine(url)
+    _, engine = use_database(args.db)
     lon, lat = (float(v) for v in args.centre.split(","))
     wanted = [int(v) for v in args.grids.split(",")]
     with Session(engine) as session:

@@ -10,9 +10,11 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
@@ -78,13 +80,9 @@ def session(engine: Engine) -> Iterator[Session]:
     connection.close()
 
 
-@pytest.fixture
-def client(session: Session) -> Iterator[TestClient]:
-    """The app, with every request using the test's rolled-back session."""
-    from gridgis.main import create_app
-
-    app = create_app()
-
+@contextmanager
+def requests_in(app: FastAPI, session: Session) -> Iterator[None]:
+    """While inside, every request to ``app`` uses ``session`` (a test's rolled-back one)."""
     def request_session() -> Iterator[Session]:
         try:
             yield session
@@ -93,7 +91,19 @@ def client(session: Session) -> Iterator[TestClient]:
             raise
 
     app.dependency_overrides[db.get_session] = request_session
-    with TestClient(app) as test_client:
+    try:
+        yield
+    finally:
+        app.dependency_overrides.clear()
+
+
+@pytest.fixture
+def client(session: Session) -> Iterator[TestClient]:
+    """The app, with every request using the test's rolled-back session."""
+    from gridgis.main import create_app
+
+    app = create_app()
+    with requests_in(app, session), TestClient(app) as test_client:
         yield test_client
 
 

@@ -19,7 +19,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from gridgis import auth, db
+from gridgis import auth
+from tests.conftest import requests_in
 from tests.hostile import cap, geometries, tracks
 from tests.hostile.geometries import Case
 
@@ -57,17 +58,8 @@ def app_client(engine: Engine) -> Iterator[TestClient]:
 @pytest.fixture
 def client(app_client: TestClient, session: Session) -> Iterator[TestClient]:
     """The module's app, every request using the test's rolled-back session (as conftest's)."""
-    def request_session() -> Iterator[Session]:
-        try:
-            yield session
-        except Exception:
-            session.rollback()  # as a request's own session would be: nothing of it stays
-            raise
-
-    overrides = app_client.app.dependency_overrides  # type: ignore[attr-defined]
-    overrides[db.get_session] = request_session
-    yield app_client
-    overrides.clear()
+    with requests_in(app_client.app, session):  # type: ignore[arg-type]
+        yield app_client
 
 
 @pytest.fixture(scope="module")

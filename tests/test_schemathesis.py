@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 from sqlalchemy.orm import Session
 
-from gridgis import db
 from gridgis.main import create_app
+from tests.conftest import requests_in
 
 EXAMPLES = 8
 # The live feed is an endless stream (tested in test_feed.py); the form log-in and log-out
@@ -34,17 +34,8 @@ for skipped in SKIPPED:
 def admin(session: Session, login: Callable[..., dict[str, str]]) -> Iterator[dict[str, str]]:
     """An admin's headers; meanwhile the app works in the test's rolled-back session."""
     headers = login("fuzz-admin", "admin")
-
-    def request_session() -> Iterator[Session]:
-        try:
-            yield session
-        except Exception:
-            session.rollback()
-            raise
-
-    APP.dependency_overrides[db.get_session] = request_session
-    yield headers
-    APP.dependency_overrides.clear()
+    with requests_in(APP, session):
+        yield headers
 
 
 @schema.parametrize()
