@@ -208,6 +208,7 @@ def test_the_dispatcher_escalates_by_sms_when_the_window_runs_out(
     get_settings.cache_clear()
     try:
         with Session(engine) as session:
+            before_issue = time.monotonic()  # the window opens later, in the issuing transaction
             grid, community = session.execute(text(
                 "SELECT g.code, c.code FROM grid g JOIN admin_unit c ON c.id = g.community_id "
                 "ORDER BY g.code DESC LIMIT 1")).one()
@@ -232,6 +233,9 @@ def test_the_dispatcher_escalates_by_sms_when_the_window_runs_out(
     message = next(a.body["message"] for a in sms.arrivals if a.body["phone"] == head_phone)
     assert message.startswith(f"【台风红色预警·未确认】网格 {grid}")
     assert "请社区立即联系网格长" in message
-    first_alert = min(a.at for a in sms.arrivals if a.body["phone"] != head_phone)
+    assert any(a.body["phone"] != head_phone for a in sms.arrivals)  # the grid team's alert
     escalated = min(a.at for a in sms.arrivals if a.body["phone"] == head_phone)
-    assert escalated - first_alert >= 0.3  # after the window, not with the alert
+    # After the window, not with the alert. Measured from the issue, not from the alert's
+    # sending: on a busy machine the dispatcher may start after the window has already run out,
+    # and then the alert and its escalation rightly go out together.
+    assert escalated - before_issue >= 0.6
