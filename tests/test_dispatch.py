@@ -368,6 +368,28 @@ def test_a_lease_taken_over_sends_no_feed_event(engine: Engine, world: World,
     assert rows(engine, keys)[keys[0]]["state"] == "sending"
 
 
+def test_a_lease_run_out_on_the_last_attempt_goes_dead_unsent(engine: Engine,
+                                                                world: World) -> None:
+    """A dispatcher died sending a message's last attempt: the next one marks it dead (the
+    reap), never claims it for an attempt beyond the limit; a younger lease is taken over."""
+    config = settings()
+    last, earlier = queue(engine, world, "webhook", 2)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "UPDATE outbox SET state = 'sending', next_attempt_at = now() - interval '1 s', "
+            "attempts = CASE idempotency_key WHEN :last THEN :max ELSE 1 END "
+            "WHERE idempotency_key IN (:last, :earlier)"),
+            {"last": last, "earlier": earlier, "max": config.dispatch_max_attempts})
+    with http_receiver() as receiver:
+        dispatch.run_dispatcher(settings(team_webhooks=webhook(receiver.url)), once=True,
+                                engine=engine)
+    after = rows(engine, [last, earlier])
+    assert (after[last]["state"], after[last]["attempts"]) == ("dead", 5)
+    assert after[last]["last_error"].endswith("lease ran out on the last attempt")
+    assert (after[earlier]["state"], after[earlier]["attempts"]) == ("sent", 2)
+    assert [a.headers["Idempotency-Key"] for a in receiver.arrivals] == [earlier]
+
+
 def test_a_warning_from_the_api_reaches_sms_and_email(engine: Engine, world: World) -> None:
     """Targeting writes the outbox rows; the dispatcher sends the team's SMS and e-mail."""
     from gridgis.main import create_app

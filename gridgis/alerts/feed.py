@@ -62,6 +62,11 @@ HEALTH_CHECK_S = 30.0
 BACKOFF_S = (0.5, 30.0)
 
 
+# The function scan yields the array in order, so the NOTIFYs are queued in the events' order.
+PUBLISH_SQL = text("SELECT count(pg_notify(:channel, p)) "
+                   "FROM unnest(CAST(:payloads AS text[])) AS p")
+
+
 def encode_event(app_user_id: int | None, payload: Mapping[str, Any]) -> str:
     """Return the NOTIFY payload for an event: compact JSON under 8000 bytes, with an id.
 
@@ -90,8 +95,15 @@ def new_id() -> str:
 
 def publish(session: Session, app_user_id: int | None, payload: dict[str, Any]) -> None:
     """Queue a live-feed event in the caller's transaction; it is delivered on commit."""
-    session.execute(text("SELECT pg_notify(:channel, :payload)"),
-                    {"channel": CHANNEL, "payload": encode_event(app_user_id, payload)})
+    publish_many(session, [(app_user_id, payload)])
+
+
+def publish_many(session: Session, events: list[tuple[int | None, dict[str, Any]]]) -> None:
+    """Queue live-feed events (recipient, payload) in the caller's transaction, in one round
+    trip; they are delivered on commit, in this order. Raise InvalidInput, queuing none, when
+    one is refused."""
+    payloads = [encode_event(app_user_id, payload) for app_user_id, payload in events]
+    session.execute(PUBLISH_SQL, {"channel": CHANNEL, "payloads": payloads})
 
 
 def _dumps(event: object) -> str:

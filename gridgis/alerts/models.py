@@ -132,8 +132,11 @@ class Outbox(Base):
     __table_args__ = (
         CheckConstraint(sql_in("state", OUTBOX_STATES), name="state"),
         # What the dispatcher claims; a trigger NOTIFYs gridgis_outbox on insert (migration 0006).
-        Index("ix_outbox_due", "next_attempt_at",
+        Index("ix_outbox_due", "next_attempt_at", "id",
               postgresql_where=text("state IN ('queued', 'failed', 'sending')")),
+        Index("ix_outbox_feed_due", "next_attempt_at", "id",
+              postgresql_where=text("state IN ('queued', 'failed', 'sending') "
+                                    "AND channel = 'feed'")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
