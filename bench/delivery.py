@@ -48,7 +48,7 @@ deleted afterwards), who see every grid.
 * ``warning`` rounds (``--warning-rounds``, at the largest count, command clients
   connected): end to end. A drawn warning over the 2,000-grid circle is issued and
   committed with ``gridgis dispatch --channel feed`` running (it NOTIFYs the head's and the
-  worker's feed rows of every grid, in batches of 200); timed from the warning's commit to
+  worker's feed rows of every grid, in batches of 500); timed from the warning's commit to
   the alert on each head's feed (command clients: every grid's alert). The outbox's
   ``sent_at`` (a batch's transaction start) tells when the dispatcher began its first and
   its last batch.

@@ -122,7 +122,8 @@ def issue_token(session: Session, user: AppUser) -> tuple[str, datetime]:
     """Return a new bearer token for ``user`` and when it expires (only its hash is kept)."""
     token = secrets.token_urlsafe(32)
     expires_at = datetime.now(UTC) + timedelta(minutes=get_settings().token_minutes)
-    session.add(AuthToken(token_hash=_digest(token), app_user_id=user.id, expires_at=expires_at))
+    session.add(AuthToken(token_hash=token_digest(token), app_user_id=user.id,
+                          expires_at=expires_at))
     return token, expires_at
 
 
@@ -131,7 +132,7 @@ def user_for_token(session: Session, token: str) -> AppUser | None:
     return session.scalar(
         select(AppUser)
         .join(AuthToken, AuthToken.app_user_id == AppUser.id)
-        .where(AuthToken.token_hash == _digest(token), AuthToken.revoked_at.is_(None),
+        .where(AuthToken.token_hash == token_digest(token), AuthToken.revoked_at.is_(None),
                AuthToken.expires_at > datetime.now(UTC), AppUser.active)
     )
 
@@ -159,7 +160,8 @@ def watched_grid_ids(session: Session, user: AppUser) -> set[int]:
     return set(rows)
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
+    """Return what is kept of a token: its SHA-256, hex (``auth_token.token_hash``)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -195,10 +197,19 @@ def caller(request: Request, session: SessionDep,
     return user
 
 
+def presented_token(request: Request, bearer: str | None) -> str | None:
+    """Return the token a request presents: its bearer token, else its session cookie, else
+    None. For routes that only read: ``caller`` also wants the CSRF header of a change."""
+    return bearer or request.cookies.get(SESSION_COOKIE) or None
+
+
+LOG_IN_FIRST = "log in first: a bearer token from /api/auth/token, or /login"
+
+
 def current_user(user: Annotated[AppUser | None, Depends(caller)]) -> AppUser:
     """Return the caller (a FastAPI dependency); raise Unauthorized when not logged in."""
     if user is None:
-        raise Unauthorized("log in first: a bearer token from /api/auth/token, or /login")
+        raise Unauthorized(LOG_IN_FIRST)
     return user
 
 
@@ -208,7 +219,7 @@ OptionalUser = Annotated[AppUser | None, Depends(caller)]
 
 def revoke_token(session: Session, token: str) -> None:
     """Revoke a token (log out); unknown tokens are ignored."""
-    row = session.scalar(select(AuthToken).where(AuthToken.token_hash == _digest(token)))
+    row = session.scalar(select(AuthToken).where(AuthToken.token_hash == token_digest(token)))
     if row is not None and row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
 

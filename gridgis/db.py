@@ -5,6 +5,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends
+from psycopg import AsyncConnection, sql
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -79,6 +81,36 @@ def get_session() -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+# How long a request waits for a connection of an async pool: milliseconds under load, so a
+# wait this long means the database is not answering (then 503, as for the engine's pool).
+ASYNC_POOL_TIMEOUT_S = 5.0
+
+
+def make_async_pool(url: str, role: str | None = None, options: dict[str, str] | None = None,
+                    timeout_s: float = ASYNC_POOL_TIMEOUT_S) -> AsyncConnectionPool:
+    """Return an async psycopg pool on ``url``, not yet open, of at most ``db_pool_size``
+    connections in autocommit, for statements each complete in themselves (no transaction
+    spans two of them). With ``role``, every connection works as that role, as in
+    ``make_engine``; ``options`` are server settings for the connections' whole life.
+
+    A connection is lent unchecked (no ping: one round trip fewer per request); a statement
+    on a connection the server dropped raises psycopg's OperationalError, and the pool
+    replaces the connection when it comes back.
+    """
+    parsed = make_url(url)
+    conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    server_options = " ".join(f"-c {name}={value}" for name, value in (options or {}).items())
+
+    async def set_role(conn: AsyncConnection) -> None:
+        if role:  # in autocommit: for the connection's whole life
+            await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+
+    return AsyncConnectionPool(
+        conninfo, open=False, min_size=1, max_size=get_settings().db_pool_size,
+        timeout=timeout_s, configure=set_role, name="gridgis-async",
+        kwargs={"autocommit": True, "connect_timeout": 5, "application_name": "gridgis",
+                **({"options": server_options} if server_options else {})})
 
 
 def postgis_version(engine: Engine) -> tuple[str, str]:

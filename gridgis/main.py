@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from psycopg_pool import PoolTimeout as AsyncPoolTimeout
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -58,6 +59,10 @@ def create_app() -> FastAPI:
     app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, database_error)  # type: ignore[arg-type]
     app.add_exception_handler(PoolTimeout, database_busy)  # type: ignore[arg-type]
+    # The same, from the async pool of the tiles (psycopg's own errors, no SQLAlchemy).
+    app.add_exception_handler(psycopg.OperationalError, driver_error)  # type: ignore[arg-type]
+    app.add_exception_handler(psycopg.InterfaceError, driver_error)  # type: ignore[arg-type]
+    app.add_exception_handler(AsyncPoolTimeout, database_busy)  # type: ignore[arg-type]
     # Middleware: the last added is the outermost (security headers on every answer).
     app.add_middleware(BodyLimit, max_bytes=int(settings.body_max_mb * 2**20),
                        import_max_bytes=int(settings.import_max_mb * 2**20) + 2**20)
@@ -132,13 +137,24 @@ async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
                             status_code=422)
     if not (exc.connection_invalidated or is_transient(exc)):
         raise exc
+    return database_unavailable()
+
+
+async def driver_error(request: Request,
+                       exc: psycopg.OperationalError | psycopg.InterfaceError) -> JSONResponse:
+    """Answer 503 with a retry hint for psycopg's transient errors raised outside SQLAlchemy
+    (the tiles' async pool), as ``database_error`` does for those within."""
+    return database_unavailable()
+
+
+def database_unavailable() -> JSONResponse:
     return JSONResponse(
         {"detail": "the database is not answering or the change could not finish; nothing "
                    f"was changed: try again in {DATABASE_RETRY_AFTER_S} seconds"},
         status_code=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
 
 
-async def database_busy(request: Request, exc: PoolTimeout) -> JSONResponse:
+async def database_busy(request: Request, exc: PoolTimeout | AsyncPoolTimeout) -> JSONResponse:
     """Answer 503 with a retry hint when no database connection came free in time."""
     return JSONResponse(
         {"detail": "gridgis is busy (no database connection free); nothing was changed: try "

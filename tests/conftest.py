@@ -9,9 +9,11 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -80,9 +82,26 @@ def session(engine: Engine) -> Iterator[Session]:
     connection.close()
 
 
+@dataclass(frozen=True)
+class SessionTileReader:
+    """Tile statements in a test's session: the app's async pool would not see the test's
+    rolled-back transaction (its users, tokens and edits)."""
+
+    session: Session
+
+    async def fetch_one(self, statement: str, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        driver = self.session.connection().connection.driver_connection
+        with driver.cursor() as cursor:
+            cursor.execute(statement, params)
+            return cursor.fetchone()  # type: ignore[no-any-return]
+
+
 @contextmanager
 def requests_in(app: FastAPI, session: Session) -> Iterator[None]:
-    """While inside, every request to ``app`` uses ``session`` (a test's rolled-back one)."""
+    """While inside, every request to ``app`` uses ``session`` (a test's rolled-back one),
+    the tiles' statements included."""
+    from gridgis.layers import tiles_router
+
     def request_session() -> Iterator[Session]:
         try:
             yield session
@@ -91,6 +110,7 @@ def requests_in(app: FastAPI, session: Session) -> Iterator[None]:
             raise
 
     app.dependency_overrides[db.get_session] = request_session
+    app.dependency_overrides[tiles_router.tile_reader] = lambda: SessionTileReader(session)
     try:
         yield
     finally:

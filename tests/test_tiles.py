@@ -1,17 +1,25 @@
 """Vector tiles /tiles/{layer}/{z}/{x}/{y}.pbf against the hengqin demo, decoded with
 mapbox-vector-tile. Tiles are EPSG:3857 XYZ; stored geometries are EPSG:4326."""
 
+import asyncio
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import mapbox_vector_tile
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from gridgis import auth
+from gridgis import auth, db
+from gridgis.layers import tiles, tiles_router
+from gridgis.main import create_app
 from gridgis.models import NO_PASSWORD, ROLES, AppUser
+from gridgis.settings import get_settings
+from tests.conftest import free_port
 
 MVT = "application/vnd.mapbox-vector-tile"
 
@@ -250,3 +258,116 @@ def test_every_role_may_read(tile_client: TestClient, session: Session) -> None:
         answer = tile_client.get("/tiles/grids/0/0/0.pbf",
                                  headers=bearer_of(session, f"tile-{role}", role))
         assert answer.status_code in (200, 204), (role, answer.text)
+
+
+# --- the app's own async pool: committed users, since it does not see a test's transaction
+
+@pytest.fixture
+def committed_token(engine: Engine) -> Iterator[str]:
+    """A live token of a committed user, removed (with the user) after the test."""
+    with Session(engine) as session:
+        user = AppUser(username="tile-pool-reader", role="command", password_hash=NO_PASSWORD)
+        session.add(user)
+        session.flush()
+        token, _ = auth.issue_token(session, user)
+        session.commit()
+    yield token
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM app_user WHERE username = 'tile-pool-reader'"))
+
+
+def pool_reader_of(app: FastAPI, url: str | None = None, **pool_options: Any) -> Any:
+    """Return a dependency giving ``app`` a tile pool made here (on ``url``, else the test
+    database; closed by the app's lifespan), as the application's role."""
+    settings = get_settings()
+
+    async def reader() -> tiles.TileReader:
+        if getattr(app.state, "tile_pool", None) is None:
+            app.state.tile_pool = db.make_async_pool(url or db.database_url(),
+                                                     settings.database_role, **pool_options)
+            await app.state.tile_pool.open()
+        return tiles.PoolReader(app.state.tile_pool)
+
+    return reader
+
+
+def test_the_pool_serves_tiles_to_bearer_and_cookie_and_refuses_a_revoked_token(
+        database_url: str, engine: Engine, committed_token: str) -> None:
+    app = create_app()
+    with TestClient(app) as client:
+        url = "/tiles/stations/0/0/0.pbf"
+        bearer = client.get(url, headers={"Authorization": f"Bearer {committed_token}"})
+        assert bearer.status_code == 200, bearer.text
+        assert mapbox_vector_tile.decode(bearer.content)["stations"]["features"]
+        client.cookies.set(auth.SESSION_COOKIE, committed_token)
+        cookie = client.get(url)
+        assert cookie.status_code == 200, cookie.text
+        assert cookie.headers["etag"] == bearer.headers["etag"]
+        assert client.get("/tiles/stations/0/0/0.pbf",
+                          headers={"If-None-Match": bearer.headers["etag"]}).status_code == 304
+        assert client.get("/tiles/nothing/0/0/0.pbf").status_code == 404
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE auth_token SET revoked_at = now() WHERE app_user_id ="
+                              " (SELECT id FROM app_user WHERE username = 'tile-pool-reader')"))
+        revoked = client.get(url)
+        assert revoked.status_code == 401
+        assert revoked.headers["www-authenticate"] == "Bearer"
+        assert client.get("/tiles/nothing/0/0/0.pbf").status_code == 401  # not 404: who asks?
+
+
+def test_the_pool_works_as_the_application_role_without_parallel_workers(
+        database_url: str) -> None:
+    settings = get_settings()
+
+    async def ask() -> tuple[Any, ...] | None:
+        async with db.make_async_pool(db.database_url(), settings.database_role,
+                                      options=tiles.TILE_CONNECTION_OPTIONS) as pool:
+            return await tiles.PoolReader(pool).fetch_one(
+                "SELECT current_user, current_setting('max_parallel_workers_per_gather')", {})
+
+    assert asyncio.run(ask()) == (settings.database_role, "0")
+
+
+def test_a_connection_the_server_dropped_is_replaced_unseen(
+        database_url: str, engine: Engine, committed_token: str) -> None:
+    """As after a restart of PostgreSQL: the pooled connection is gone; the tile is read on a
+    new one (no pre-ping, no error for the client)."""
+    app = create_app()
+    app.dependency_overrides[tiles_router.tile_reader] = pool_reader_of(app)
+    headers = {"Authorization": f"Bearer {committed_token}"}
+    with TestClient(app) as client:
+        assert client.get("/tiles/stations/0/0/0.pbf", headers=headers).status_code == 200
+        with engine.begin() as conn:
+            ended = conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"  # all the pool's
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND (query LIKE 'WITH caller AS%' OR query LIKE 'SET ROLE%')")).scalars().all()
+        assert ended and all(ended)
+        answer = client.get("/tiles/stations/0/0/0.pbf", headers=headers)
+        assert answer.status_code == 200, answer.text
+
+
+def test_a_database_not_answering_is_503_with_retry_after(committed_token: str) -> None:
+    app = create_app()
+    dead = make_url(db.database_url()).set(host="127.0.0.1", port=free_port())
+    app.dependency_overrides[tiles_router.tile_reader] = pool_reader_of(
+        app, timeout_s=0.5, url=dead.render_as_string(hide_password=False))
+    with TestClient(app) as client:
+        answer = client.get("/tiles/stations/0/0/0.pbf",
+                            headers={"Authorization": f"Bearer {committed_token}"})
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"].isdigit()
+
+
+def test_a_cancelled_tile_statement_is_503_with_retry_after(committed_token: str) -> None:
+    """psycopg's OperationalError from the pool (here a statement timeout) is 503, as the
+    same error through SQLAlchemy is."""
+    app = create_app()
+    app.dependency_overrides[tiles_router.tile_reader] = pool_reader_of(
+        app, options={"statement_timeout": "1"})  # ms: a z11 building tile takes longer
+    with TestClient(app) as client:
+        lon, lat = 113.53, 22.13  # Hengqin
+        answer = client.get("/tiles/buildings/11/{}/{}.pbf".format(*tile_of(lon, lat, 11)),
+                            headers={"Authorization": f"Bearer {committed_token}"})
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["retry-after"].isdigit()

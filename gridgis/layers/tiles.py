@@ -8,15 +8,22 @@ envelope, a bounding-box filter on the indexed 4326 column, no ORDER BY, no LIMI
 feature cap: a tile holds every live feature that touches it, or the request fails; only
 geometries that shrink below one tile unit (a sliver in the buffer, a tiny polygon at a low
 zoom) are left out by ``ST_AsMVTGeom``, as by any MVT encoder.
+
+A tile is one statement, one round trip: the caller's token is checked in the statement
+itself (``sql/tile_caller.sql`` as a CTE), and the tile query is read only when the token is
+live, so the answer tells "not logged in" (no row) from "no feature here" (an empty tile).
+It runs on an async connection in autocommit (``TileReader``): no BEGIN, no ROLLBACK.
 """
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any, Protocol
 
 import psycopg
-from sqlalchemy.orm import Session
+from psycopg_pool import AsyncConnectionPool
 
 from gridgis.errors import InvalidInput, NotFound
 
@@ -30,8 +37,49 @@ TILE_SQL_FILES = {
     "stations": "tile_stations.sql",
     "shelters": "tile_shelters.sql",
 }
-# Parallel workers cost more to start than a tile query takes; SET LOCAL ends with the request.
-NO_PARALLEL = "SET LOCAL max_parallel_workers_per_gather = 0"
+CALLER_SQL_FILE = "tile_caller.sql"
+# Server settings of the tile connections, for their whole life: parallel workers cost more
+# to start than a tile query takes.
+TILE_CONNECTION_OPTIONS = {"max_parallel_workers_per_gather": "0"}
+
+Row = tuple[Any, ...]
+
+
+class TileReader(Protocol):
+    """Where tile statements run: ``fetch_one`` returns the first row of a statement."""
+
+    async def fetch_one(self, statement: str, params: Mapping[str, Any]) -> Row | None: ...
+
+
+@dataclass(frozen=True)
+class PoolReader:
+    """Tile statements on an async psycopg pool in autocommit (``db.make_async_pool``)."""
+
+    pool: AsyncConnectionPool
+
+    async def fetch_one(self, statement: str, params: Mapping[str, Any]) -> Row | None:
+        """Return the statement's first row.
+
+        When the server dropped the connection while it sat in the pool (a restart, an idle
+        timeout), the pool's other idle connections are checked (those dropped as well are
+        replaced) and the statement runs once more, as a pre-ping would have allowed: it only
+        reads. A second failure is the caller's (psycopg's OperationalError: 503).
+        """
+        async with self.pool.connection() as conn:
+            try:
+                return await _fetch_one(conn, statement, params)
+            except psycopg.OperationalError:
+                if not conn.broken:  # a cancelled statement, not a lost connection
+                    raise
+        await self.pool.check()
+        async with self.pool.connection() as conn:
+            return await _fetch_one(conn, statement, params)
+
+
+async def _fetch_one(conn: psycopg.AsyncConnection, statement: str,
+                     params: Mapping[str, Any]) -> Row | None:
+    cursor = await conn.execute(statement, params)
+    return await cursor.fetchone()
 
 
 @dataclass(frozen=True)
@@ -64,25 +112,32 @@ def check_tile(layer: str, z: int, x: int, y: int) -> TileAddress:
 
 
 @cache
+def read_caller_sql() -> str:
+    """Return the statement finding the caller of a token digest (a row, or none)."""
+    return (SQL_DIR / CALLER_SQL_FILE).read_text(encoding="utf-8")
+
+
+@cache
 def read_tile_sql(layer: str) -> str:
-    """Return the tile query of a tiled ``layer``, behind NO_PARALLEL (two statements)."""
-    return NO_PARALLEL + ";\n" + (SQL_DIR / TILE_SQL_FILES[layer]).read_text(encoding="utf-8")
+    """Return the statement of a tiled ``layer``: a row holding the tile when the token is
+    live, no row otherwise (the layer's query is not run then)."""
+    tile = (SQL_DIR / TILE_SQL_FILES[layer]).read_text(encoding="utf-8")
+    return f"WITH caller AS (\n{read_caller_sql()})\nSELECT (\n{tile}) AS tile\nFROM caller"
 
 
-def render_tile(session: Session, tile: TileAddress) -> bytes:
-    """Return the tile as Mapbox vector tile bytes (empty when no feature touches it).
+async def caller_is_live(reader: TileReader, token_digest: str) -> bool:
+    """Return whether the token of ``token_digest`` is live (its user active)."""
+    return await reader.fetch_one(read_caller_sql(), {"token_digest": token_digest}) is not None
 
-    NO_PARALLEL and the tile query go as one simple-protocol message (psycopg binds the three
-    integers on the client), so a tile costs one round trip in the request's transaction.
-    """
-    driver = session.connection().connection.driver_connection
-    if not isinstance(driver, psycopg.Connection):
-        raise TypeError("vector tiles need the psycopg 3 driver (postgresql+psycopg://)")
-    with psycopg.ClientCursor(driver) as cursor:
-        cursor.execute(read_tile_sql(tile.layer), {"z": tile.z, "x": tile.x, "y": tile.y})
-        cursor.nextset()  # past the SET LOCAL, to the tile
-        row = cursor.fetchone()
-    return bytes(row[0]) if row and row[0] is not None else b""
+
+async def render_tile(reader: TileReader, token_digest: str, tile: TileAddress) -> bytes | None:
+    """Return the tile as Mapbox vector tile bytes (empty when no feature touches it), or
+    None when the token of ``token_digest`` is not live: one statement, one round trip."""
+    row = await reader.fetch_one(read_tile_sql(tile.layer), {
+        "token_digest": token_digest, "z": tile.z, "x": tile.x, "y": tile.y})
+    if row is None:
+        return None
+    return bytes(row[0]) if row[0] is not None else b""
 
 
 def etag_of(body: bytes) -> str:

@@ -3,31 +3,87 @@
 A tile with features is 200 ``application/vnd.mapbox-vector-tile``; a tile no feature touches
 is 204 with no body. Both carry a short ``Cache-Control`` (data changes during an emergency)
 and an ETag of the bytes; ``If-None-Match`` with that ETag gives 304.
+
+The route is async and takes no session: the token (bearer, or the session cookie of the
+pages; a read needs no CSRF header) is checked in the tile statement, which runs on the
+process's async pool (made on first use, closed at shutdown). Every role may read tiles
+(``access.POLICY``), so the statement checks the token and no role; the import below stops
+the app if the policy ever narrows.
 """
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 
-from gridgis.auth import CurrentUser
-from gridgis.db import SessionDep
+from gridgis import access, auth, db
+from gridgis.errors import GridGisError, Unauthorized
 from gridgis.layers import tiles
+from gridgis.settings import get_settings
 
-router = APIRouter(prefix="/tiles", tags=["tiles"])
+PATH = "/{layer}/{z}/{x}/{y}.pbf"
+if access.POLICY[("GET", "/tiles" + PATH)] != access.EVERYONE:
+    raise RuntimeError("tiles check the token and no role: check the role too, and audit "
+                       "refusals as auth.caller does, before narrowing who may read tiles")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Close this process's tile pool (opened by the first tile) at shutdown."""
+    yield
+    pool = getattr(app.state, "tile_pool", None)
+    if pool is not None:
+        app.state.tile_pool = None  # a closed pool cannot open again: the next start makes one
+        await pool.close()
+
+
+router = APIRouter(prefix="/tiles", tags=["tiles"], lifespan=lifespan)
 MVT = "application/vnd.mapbox-vector-tile"
 # private: the tiles hold no personal data, but only logged-in users may read them.
 CACHE_CONTROL = "private, max-age=60"
 
 
-@router.get("/{layer}/{z}/{x}/{y}.pbf", response_class=Response, responses={
+async def tile_reader(request: Request) -> tiles.TileReader:
+    """Return where tile statements run: the process's async pool, opened on first use, as
+    the application's role (a FastAPI dependency; tests put their own session here)."""
+    pool = getattr(request.app.state, "tile_pool", None)
+    if pool is None:
+        settings = get_settings()
+        pool = request.app.state.tile_pool = db.make_async_pool(
+            db.database_url(settings), role=settings.database_role,
+            options=tiles.TILE_CONNECTION_OPTIONS)
+    if pool.closed:
+        await pool.open()  # a no-op for a request that raced the first one here
+    return tiles.PoolReader(pool)
+
+
+TileReaderDep = Annotated[tiles.TileReader, Depends(tile_reader)]
+BearerToken = Annotated[str | None, Depends(auth.oauth2_scheme)]
+
+
+@router.get(PATH, response_class=Response, responses={
     200: {"content": {MVT: {}}, "description": "the tile"},
     204: {"description": "no feature touches the tile"},
     304: {"description": "unchanged since the ETag in If-None-Match"},
 })
-def get_tile(session: SessionDep, user: CurrentUser, layer: str, z: int, x: int, y: int,
-             if_none_match: Annotated[str | None, Header()] = None) -> Response:
+async def get_tile(request: Request, reader: TileReaderDep, bearer: BearerToken, layer: str,
+                   z: int, x: int, y: int,
+                   if_none_match: Annotated[str | None, Header()] = None) -> Response:
     """A vector tile of admin-units, grids, buildings, stations or shelters; any role may read."""
-    body = tiles.render_tile(session, tiles.check_tile(layer, z, x, y))
+    token = auth.presented_token(request, bearer)
+    if token is None:
+        raise Unauthorized(auth.LOG_IN_FIRST)
+    digest = auth.token_digest(token)
+    try:
+        tile = tiles.check_tile(layer, z, x, y)
+    except GridGisError:  # a bad address is told only to a caller logged in
+        if not await tiles.caller_is_live(reader, digest):
+            raise Unauthorized(auth.LOG_IN_FIRST) from None
+        raise
+    body = await tiles.render_tile(reader, digest, tile)
+    if body is None:
+        raise Unauthorized(auth.LOG_IN_FIRST)
     etag = tiles.etag_of(body)
     headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag}
     if tiles.etag_matches(if_none_match, etag):
