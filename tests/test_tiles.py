@@ -86,8 +86,9 @@ IDS_OF_BUILDINGS = """
     SELECT coalesce(array_agg(id) FILTER (WHERE ST_Intersects(geom, ST_TileEnvelope(:z, :x, :y))),
                     '{}'),
            coalesce(array_agg(id), '{}')
-    FROM (SELECT id, ST_Transform(coalesce(footprint, location), 3857) AS geom FROM building
-          WHERE retired_at IS NULL) AS live
+    FROM (SELECT id, ST_Transform(CASE WHEN :z < 14 THEN location  -- points below z14
+                                        ELSE coalesce(footprint, location) END, 3857) AS geom
+          FROM building WHERE retired_at IS NULL) AS live
     WHERE ST_Intersects(geom, ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096))
 """
 # One row of a point-like layer with the attributes its tile must carry, and where it is.
@@ -175,6 +176,25 @@ def test_building_tile_at_high_zoom_has_footprints_and_falls_back_to_points(
     features = {f["properties"]["code"]: f
                 for f in fetch_layer(tile_client, headers, "buildings", 17, x, y)}
     assert features[building.code]["geometry"]["type"] == "Point"
+
+
+def test_building_tiles_below_zoom_14_are_points_with_use_and_risk(
+        tile_client: TestClient, session: Session, headers: dict[str, str]) -> None:
+    building = session.execute(text(
+        "SELECT b.id, b.use, array_to_string(b.risk_flags, ',') AS flags,"
+        " ST_X(b.location) AS lon, ST_Y(b.location) AS lat FROM building b"
+        " WHERE b.footprint IS NOT NULL AND cardinality(b.risk_flags) > 0 ORDER BY b.code LIMIT 1"
+    )).one()
+    for z, kind in ((13, "Point"), (14, "Polygon")):
+        features = fetch_layer(tile_client, headers, "buildings", z,
+                               *tile_of(building.lon, building.lat, z))
+        found = next(f for f in features if f["id"] == building.id)
+        assert found["geometry"]["type"].removeprefix("Multi") == kind
+        if kind == "Point":
+            assert found["properties"] == {"use": building.use, "risk_flags": building.flags}
+            assert {f["geometry"]["type"] for f in features} == {"Point"}
+        else:
+            assert {"code", "floors", "grid_code"} <= set(found["properties"])
 
 
 def test_retired_rows_leave_the_tile(tile_client: TestClient, session: Session,

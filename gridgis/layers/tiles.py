@@ -7,7 +7,9 @@ file under ``sql/`` (``tile_<layer>.sql``): the lean shape of the peer baseline 
 envelope, a bounding-box filter on the indexed 4326 column, no ORDER BY, no LIMIT). No
 feature cap: a tile holds every live feature that touches it, or the request fails; only
 geometries that shrink below one tile unit (a sliver in the buffer, a tiny polygon at a low
-zoom) are left out by ``ST_AsMVTGeom``, as by any MVT encoder.
+zoom) are left out by ``ST_AsMVTGeom``, as by any MVT encoder. Below zoom 14 buildings are
+points with the attributes a map styles them by (``tile_building_points.sql``): a footprint
+is a few tile units wide there, and a z12 tile holds 50,000 of them over a city.
 
 A tile is one statement, one round trip: the caller's token is checked in the statement
 itself (``sql/tile_caller.sql`` as a CTE), and the tile query is read only when the token is
@@ -37,6 +39,8 @@ TILE_SQL_FILES = {
     "stations": "tile_stations.sql",
     "shelters": "tile_shelters.sql",
 }
+# Below its zoom, a layer's tiles come from another file: buildings are points there.
+LOW_ZOOM_SQL_FILES = {"buildings": (14, "tile_building_points.sql")}
 CALLER_SQL_FILE = "tile_caller.sql"
 # Server settings of the tile connections, for their whole life: parallel workers cost more
 # to start than a tile query takes.
@@ -117,11 +121,17 @@ def read_caller_sql() -> str:
     return (SQL_DIR / CALLER_SQL_FILE).read_text(encoding="utf-8")
 
 
+def tile_sql_file(layer: str, z: int) -> str:
+    """Return the name of the SQL file of a tiled ``layer``'s tiles at zoom ``z``."""
+    below, low_zoom_file = LOW_ZOOM_SQL_FILES.get(layer, (0, ""))
+    return low_zoom_file if z < below else TILE_SQL_FILES[layer]
+
+
 @cache
-def read_tile_sql(layer: str) -> str:
-    """Return the statement of a tiled ``layer``: a row holding the tile when the token is
+def read_tile_sql(sql_file: str) -> str:
+    """Return the statement of a tile SQL file: a row holding the tile when the token is
     live, no row otherwise (the layer's query is not run then)."""
-    tile = (SQL_DIR / TILE_SQL_FILES[layer]).read_text(encoding="utf-8")
+    tile = (SQL_DIR / sql_file).read_text(encoding="utf-8")
     return f"WITH caller AS (\n{read_caller_sql()})\nSELECT (\n{tile}) AS tile\nFROM caller"
 
 
@@ -133,7 +143,7 @@ async def caller_is_live(reader: TileReader, token_digest: str) -> bool:
 async def render_tile(reader: TileReader, token_digest: str, tile: TileAddress) -> bytes | None:
     """Return the tile as Mapbox vector tile bytes (empty when no feature touches it), or
     None when the token of ``token_digest`` is not live: one statement, one round trip."""
-    row = await reader.fetch_one(read_tile_sql(tile.layer), {
+    row = await reader.fetch_one(read_tile_sql(tile_sql_file(tile.layer, tile.z)), {
         "token_digest": token_digest, "z": tile.z, "x": tile.x, "y": tile.y})
     if row is None:
         return None

@@ -70,7 +70,9 @@ BearerToken = Annotated[str | None, Depends(auth.oauth2_scheme)]
 async def get_tile(request: Request, reader: TileReaderDep, bearer: BearerToken, layer: str,
                    z: int, x: int, y: int,
                    if_none_match: Annotated[str | None, Header()] = None) -> Response:
-    """A vector tile of admin-units, grids, buildings, stations or shelters; any role may read."""
+    """A vector tile of admin-units, grids, buildings, stations or shelters; any role may read.
+    Buildings are footprints with code, use, floors, risk flags and grid code from zoom 14,
+    points with use and risk flags below it; no tile leaves a feature out."""
     token = auth.presented_token(request, bearer)
     if token is None:
         raise Unauthorized(auth.LOG_IN_FIRST)
