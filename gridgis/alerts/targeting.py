@@ -67,27 +67,35 @@ def find_targets(session: Session, warning_id: int, min_share: float = 0.0) -> l
     return [Target(**row) for row in rows]
 
 
+# A new alert's acknowledgement clock starts as it is written: setting it by a later UPDATE
+# re-checked the foreign keys of every row written in the same transaction (42 ms at 2,000
+# grids, 367 ms at 20,000).
 INSERT_ALERTS_SQL = """
 INSERT INTO alert (warning_id, grid_id, tier, gale_eta, coverage, buildings, risky_buildings,
-                   residents, vulnerable, grid_version)
+                   residents, vulnerable, grid_version, ack_due_at)
 SELECT :warning_id, t.grid_id, t.tier, t.gale_eta, t.share, t.buildings, t.risky_buildings,
-       t.residents, t.vulnerable, g.version
-FROM unnest(CAST(:grid_ids AS int[]), CAST(:tiers AS text[]), CAST(:etas AS timestamptz[]),
+       t.residents, t.vulnerable, g.version,
+       now() + make_interval(secs => 60 * (CAST(:windows AS float8[]))[w.level_rank])
+FROM warning w,
+     unnest(CAST(:grid_ids AS int[]), CAST(:tiers AS text[]), CAST(:etas AS timestamptz[]),
             CAST(:shares AS float8[]), CAST(:buildings AS int[]), CAST(:risky AS int[]),
             CAST(:residents AS int[]), CAST(:vulnerable AS int[]))
      AS t(grid_id, tier, gale_eta, share, buildings, risky_buildings, residents, vulnerable)
 JOIN grid g ON g.id = t.grid_id
+WHERE w.id = :warning_id
 RETURNING alert.id
 """
 
 
 def insert_alerts(session: Session, warning_id: int, targets: list[Target]) -> list[int]:
     """Write an alert per target, in one statement, from the targets already found (the
-    targeting query is not run again); return the alert ids."""
+    targeting query is not run again), its acknowledgement clock started; return the alert
+    ids."""
     if not targets:
         return []
     return list(session.scalars(text(INSERT_ALERTS_SQL), {
-        "warning_id": warning_id, "grid_ids": [t.grid_id for t in targets],
+        "warning_id": warning_id, "windows": ack_windows(get_settings()),
+        "grid_ids": [t.grid_id for t in targets],
         "tiers": [t.tier for t in targets], "etas": [t.gale_eta for t in targets],
         "shares": [t.share for t in targets], "buildings": [t.buildings for t in targets],
         "risky": [t.risky_buildings for t in targets],
@@ -104,12 +112,13 @@ def create_alerts(session: Session, warning_id: int, targets: list[Target]) -> l
 
 def queue_messages(session: Session, warning_id: int, alert_ids: list[int], kind: str) -> None:
     """Queue a message of ``kind`` about each alert to its grid's team (people and team
-    robots); for a new or changed alert not yet acknowledged, start its acknowledgement clock."""
+    robots); for a changed alert not yet acknowledged, start its acknowledgement clock (a new
+    one's started as it was written)."""
     if not alert_ids:
         return
     settings = get_settings()
     params = {"warning_id": warning_id, "alert_ids": alert_ids}
     session.execute(text(sql_file("queue_messages")),
                     {**params, "kind": kind, "routes": channels.team_routes(settings)})
-    if kind in ("alert", "update"):
+    if kind == "update":
         session.execute(text(SCHEDULE_ACKS_SQL), {**params, "windows": ack_windows(settings)})
