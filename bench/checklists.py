@@ -33,7 +33,6 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
 from gridgis.alerts import checklists, flows, intake
-from gridgis.settings import get_settings
 
 TARGET_S = 5.0
 LEVELS = {"area": "orange", "gale": "yellow", "storm": "orange", "hurricane": "red"}
@@ -80,8 +79,8 @@ DELETE_SQL = [text("DELETE FROM outbox WHERE alert_id IN "
               text("DELETE FROM alert WHERE warning_id = :w"),  # checklists and items cascade
               text("DELETE FROM warning WHERE id = :w")]  # areas cascade
 TOUCHED_TABLES = ("warning", "warning_area", "alert", "outbox", "checklist", "checklist_item")
-CHECKLIST_STEPS = ("transfer items (households)", "contact items", "inspect items",
-                   "open_shelter items", "staff_station items")
+CHECKLIST_STEPS = ("contact items", "inspect items", "open_shelter items",
+                   "staff_station items")
 
 
 class StatementClock:
@@ -99,9 +98,11 @@ class StatementClock:
         for name, clause in (("checklist rows (alerts' transaction)", checklists.OPEN_SQL),
                              ("checklists to make (locked)", checklists.TO_MAKE_SQL),
                              ("checklists marked made", checklists.MADE_SQL),
+                             ("transfer households", checklists.HOUSEHOLDS_SQL),
                              ("shelter candidates", checklists.CANDIDATES_SQL),
                              ("shelter room (locked)", checklists.ROOM_SQL),
-                             ("assign shelters", checklists.ASSIGN_SQL),
+                             ("transfer items (with their shelters)", checklists.TRANSFERS_SQL),
+                             ("assign shelters (items made before)", checklists.ASSIGN_SQL),
                              ("open assigned shelters", checklists.OPEN_ASSIGNED_SQL),
                              ("unplaced", checklists.UNPLACED_SQL)):
             self.names[compile_text(clause.text)] = name
@@ -159,16 +160,22 @@ def run_once(engine: Engine, clock: StatementClock, circle: Any, tier: str) -> d
     """Issue and commit one warning (its alerts, messages and checklist rows), then make its
     checklists' items and commit them, as ``flows.issue_committed`` does; count what was
     made, and delete it. Return the times and counts."""
-    original_allocate = checklists.allocate_shelters
+    original_transfers, original_allocate = checklists.make_transfers, checklists.allocate_shelters
     took: dict[str, float] = {}
 
-    def timed_allocate(session: Session, alert_ids: list[int]) -> int:
+    def timed_transfers(*args: Any) -> int:
         t0 = time.perf_counter()
-        placed = original_allocate(session, alert_ids)
-        took["allocate_shelters_s"] = time.perf_counter() - t0
+        placed = original_transfers(*args)
+        took["make_transfers_s"] = time.perf_counter() - t0
         return placed
 
-    checklists.allocate_shelters = timed_allocate
+    def timed_allocate(*args: Any) -> dict[int, tuple[int, float]]:
+        t0 = time.perf_counter()
+        given = original_allocate(*args)
+        took["allocate_shelters_s"] = time.perf_counter() - t0
+        return given
+
+    checklists.make_transfers, checklists.allocate_shelters = timed_transfers, timed_allocate
     clock.spent.clear()
     incoming = incoming_for(circle, tier)
     try:
@@ -182,6 +189,7 @@ def run_once(engine: Engine, clock: StatementClock, circle: Any, tier: str) -> d
             session.commit()
             t2 = time.perf_counter()
     finally:
+        checklists.make_transfers = original_transfers
         checklists.allocate_shelters = original_allocate
         clock.phase = None
     statements = dict(clock.spent)
@@ -210,21 +218,32 @@ def explain(engine: Engine, circle: Any, tier: str) -> str:
         alert_ids = list(session.scalars(text(
             "SELECT a.id FROM alert a JOIN warning w ON w.id = a.warning_id "
             "WHERE w.identifier = :i"), {"i": incoming.identifier}))
-        params = {"alert_ids": alert_ids, "rules": json.dumps(checklists.load_rules()),
-                  "margin_minutes": get_settings().checklist_margin_minutes,
-                  "candidates": checklists.CANDIDATES[0]}
-        shown = [*zip(CHECKLIST_STEPS, checklists.checklist_statements(), strict=True),
-                 ("shelter candidates", checklists.CANDIDATES_SQL.text),
-                 ("shelter room (locked)", checklists.ROOM_SQL.text),
-                 ("unplaced (before allocation)", checklists.UNPLACED_SQL.text)]
-        for name, sql in shown:
-            if name == "shelter room (locked)":
-                params["ids"] = sorted({row.shelter_id for row in session.execute(
-                    checklists.CANDIDATES_SQL, params)})
+        rules = json.dumps(checklists.load_rules())
+        params: dict[str, Any] = {"alert_ids": alert_ids, "rules": rules}
+
+        def explained(name: str, sql: str, values: dict[str, Any]) -> None:
             t0 = time.perf_counter()
-            plan = session.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + sql), params).scalars()
+            plan = session.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + sql), values).scalars()
             out.append(f"=== {name} ({time.perf_counter() - t0:.2f} s with EXPLAIN "
                        f"ANALYZE)\n" + "\n".join(plan) + "\n")
+
+        explained("transfer households", checklists.HOUSEHOLDS_SQL.text, params)
+        rows = session.execute(checklists.HOUSEHOLDS_SQL, params).all()
+        session.execute(checklists.ALLOCATION_LOCK_SQL)
+        waiting = checklists.households_waiting(rows)
+        places = list(dict.fromkeys(place for _, _, place in waiting))
+        explained("shelter candidates", checklists.CANDIDATES_SQL.text, {
+            "buildings": [p[0] for p in places], "wheelchair": [p[1] for p in places],
+            "medical": [p[2] for p in places], "candidates": checklists.CANDIDATES[0]})
+        given = checklists.allocate_shelters(session, waiting)
+        explained("shelter room (locked)", checklists.ROOM_SQL.text,
+                  {"ids": sorted({shelter for shelter, _ in given.values()})})
+        new, _ = checklists.transfer_params(rows, given)
+        explained("transfer items (with their shelters)", checklists.TRANSFERS_SQL.text, new)
+        for name, sql in zip(CHECKLIST_STEPS, checklists.checklist_statements(), strict=True):
+            explained(name, sql, params)
+        explained("open assigned shelters", checklists.OPEN_ASSIGNED_SQL.text, params)
+        explained("unplaced", checklists.UNPLACED_SQL.text, params)
         session.rollback()
     # id lists of thousands of alerts make a plan unreadable: keep the first and the count
     return re.sub(r"'\{(\d+)((?:,\d+){20,})\}'",

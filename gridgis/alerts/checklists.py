@@ -8,18 +8,21 @@ for its items (``made_at`` null: the process died in between) is made by the dis
 sweep. Two makers never make the same checklist: each locks the ones it makes and skips
 those another holds.
 
-The items come from ``sql/checklist_items.sql``, then shelters for the households to move:
-allocation walks the households soonest gale first and gives each the nearest shelter (metres on the
-sphere) that has room for them and meets their needs (wheelchair access, medical care);
-full shelters pass them to the next nearest; people left with nowhere to go are counted on
-their checklist (``unplaced``) for the command centre. Room is capacity less occupancy less
-the people already on their way there under open checklists; the shelters are locked while
-allocating, so two warnings at once never overfill one.
+The households to move come first (``sql/transfer_households.sql``) and are given their
+shelters before their items are written, so each transfer item goes in once, with its
+shelter: allocation walks the households soonest gale first and gives each the nearest
+shelter (metres on the sphere) that has room for them and meets their needs (wheelchair
+access, medical care); full shelters pass them to the next nearest; people left with
+nowhere to go are counted on their checklist (``unplaced``) for the command centre. Room
+is capacity less occupancy less the people already on their way there under open
+checklists; the shelters are locked while allocating, so two warnings at once never
+overfill one. Households of one building with the same needs share their nearest
+shelters (one search for them all). The other items come from ``sql/checklist_items.sql``.
 """
 
 import json
 import tomllib
-from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -39,25 +42,60 @@ RULE_KEYS: dict[str, type | tuple[type, ...]] = {
     "staff_stations": list}
 # Nearest shelters looked at per household: a few first, many for those left without one.
 CANDIDATES = (6, 60)
+# Where a household is sent from: its building, and whether it needs wheelchair access and
+# medical care.
+Place = tuple[int, bool, bool]
 
+# The households to move, each with its item if it has one, in the order they are served.
+HOUSEHOLDS_SQL = text("\n".join(
+    line for line in targeting.sql_file("transfer_households").splitlines()
+    if not line.lstrip().startswith("--")))
+# The nearest shelters meeting each place's needs (a place: a building and the needs of a
+# household in it; households of one building with the same needs share their candidates):
+# found through the index in degrees, then ordered by metres on the sphere.
 CANDIDATES_SQL = text("""
-SELECT i.id AS item_id, i.checklist_id, i.people, s.id AS shelter_id,
-       ST_Distance(CAST(s.location AS geography), CAST(b.location AS geography), false)
-       AS metres
-FROM checklist_item i
-JOIN checklist c ON c.id = i.checklist_id
-JOIN building b ON b.id = i.building_id
+SELECT p.ord, array_agg(s.id ORDER BY s.metres) AS shelters,
+       array_agg(s.metres ORDER BY s.metres) AS metres
+FROM unnest(CAST(:buildings AS int[]), CAST(:wheelchair AS bool[]),
+            CAST(:medical AS bool[])) WITH ORDINALITY AS p(building_id, wheelchair, medical, ord)
+JOIN building b ON b.id = p.building_id
 CROSS JOIN LATERAL (
-    SELECT s.id, s.location FROM shelter s
-    WHERE s.retired_at IS NULL
-      AND (NOT 'wheelchair' = ANY(i.needs) OR s.wheelchair_access)
-      AND (NOT 'medical' = ANY(i.needs) OR s.medical)
-    ORDER BY s.location <-> b.location
-    LIMIT :candidates
+    SELECT n.id, ST_Distance(CAST(n.location AS geography), CAST(b.location AS geography),
+                             false) AS metres
+    FROM (SELECT s.id, s.location FROM shelter s
+          WHERE s.retired_at IS NULL
+            AND (NOT p.wheelchair OR s.wheelchair_access)
+            AND (NOT p.medical OR s.medical)
+          ORDER BY s.location <-> b.location
+          LIMIT :candidates) n
 ) s
-WHERE c.alert_id = ANY(:alert_ids) AND i.kind = 'transfer' AND i.shelter_id IS NULL
-  AND i.stage = 'to_transfer' AND i.people > 0
-ORDER BY c.due_at NULLS LAST, cardinality(i.needs) DESC, i.id, metres
+GROUP BY p.ord
+""")
+# The transfer items, each with the shelter it was given (if any), in the order given (their
+# ids follow the households' turns).
+TRANSFERS_SQL = text("""
+INSERT INTO checklist_item (checklist_id, kind, subject, priority, household_code,
+                            building_id, people, household_size, needs, stage, shelter_id,
+                            distance_m)
+SELECT h.checklist_id, 'transfer', 'household:' || h.household_code, 1, h.household_code,
+       h.building_id, h.people, h.household_size,
+       array_remove(ARRAY[CASE WHEN h.wheelchair THEN 'wheelchair' END,
+                          CASE WHEN h.medical THEN 'medical' END], NULL),
+       'to_transfer', h.shelter_id, h.metres
+FROM unnest(CAST(:checklists AS int[]), CAST(:households AS text[]),
+            CAST(:buildings AS int[]), CAST(:people AS int[]), CAST(:sizes AS int[]),
+            CAST(:wheelchair AS bool[]), CAST(:medical AS bool[]), CAST(:shelters AS int[]),
+            CAST(:metres AS float8[]))
+     WITH ORDINALITY AS h(checklist_id, household_code, building_id, people, household_size,
+                          wheelchair, medical, shelter_id, metres, ord)
+ORDER BY h.ord
+ON CONFLICT ON CONSTRAINT uq_checklist_item_subject DO UPDATE
+SET people = greatest(checklist_item.people, EXCLUDED.people), needs = EXCLUDED.needs,
+    household_size = EXCLUDED.household_size, version = checklist_item.version + 1,
+    updated_at = now()
+WHERE checklist_item.stage = 'to_transfer'  -- a new version only when something changed
+  AND (checklist_item.people < EXCLUDED.people OR checklist_item.needs <> EXCLUDED.needs
+       OR checklist_item.household_size <> EXCLUDED.household_size)
 """)
 # Room left: capacity - occupancy - people on their way under open checklists (summed in one
 # pass). The shelters are locked.
@@ -175,48 +213,132 @@ def make_items(session: Session, warning: str | None = None, older_than_s: float
                                               "older_than_s": older_than_s}))
     if not made:
         return 0
-    params = {"alert_ids": made, "rules": json.dumps(load_rules())}
+    rules = json.dumps(load_rules())
+    placed = make_transfers(session, made, rules)
+    params = {"alert_ids": made, "rules": rules}
     for statement in checklist_statements():
         session.execute(text(statement), params)
-    allocate_shelters(session, made)
+    if placed:
+        session.execute(OPEN_ASSIGNED_SQL, {"alert_ids": made})
+    session.execute(UNPLACED_SQL, {"alert_ids": made})
     session.execute(MADE_SQL, {"alert_ids": made})
     return len(made)
 
 
-def allocate_shelters(session: Session, alert_ids: list[int]) -> int:
-    """Give each household to move without a shelter the nearest one with room that meets
-    its needs; return how many households got one. The few nearest shelters are tried for
-    everyone first; households whose few are full try many more in a second pass."""
+def make_transfers(session: Session, alert_ids: list[int], rules: str) -> int:
+    """Write the transfer items of the checklists of ``alert_ids`` (``rules``: JSON), each
+    household to move with the nearest shelter that has room and meets its needs; items
+    already there keep their work, and those still without a shelter get one. Return how
+    many households got a shelter. The shelters are allocated before the items are written,
+    so each item goes in once, with its shelter."""
+    rows = session.execute(HOUSEHOLDS_SQL, {"alert_ids": alert_ids, "rules": rules}).all()
     session.execute(ALLOCATION_LOCK_SQL)
-    placed = sum(_allocate(session, alert_ids, candidates) for candidates in CANDIDATES)
-    if placed:
-        session.execute(OPEN_ASSIGNED_SQL, {"alert_ids": alert_ids})
-    session.execute(UNPLACED_SQL, {"alert_ids": alert_ids})
-    return placed
+    given = allocate_shelters(session, households_waiting(rows))
+    new, assigned = transfer_params(rows, given)
+    if new["checklists"] != "{}":
+        session.execute(TRANSFERS_SQL, new)
+    if assigned["items"] != "{}":
+        session.execute(ASSIGN_SQL, assigned)
+    return len(given)
 
 
-def _allocate(session: Session, alert_ids: list[int], candidates: int) -> int:
-    rows = session.execute(CANDIDATES_SQL, {"alert_ids": alert_ids,
-                                            "candidates": candidates}).all()
-    if not rows:
-        return 0
-    shelter_ids = sorted({row.shelter_id for row in rows})
-    room = {id_: left for id_, left in session.execute(ROOM_SQL, {"ids": shelter_ids})}
-    options: dict[int, list[Any]] = defaultdict(list)
-    for row in rows:
-        options[row.item_id].append(row)
-    items, shelters, metres = [], [], []
-    for item_id, nearest in options.items():  # in urgency order (dicts keep it)
-        for option in nearest:
-            if room[option.shelter_id] >= option.people:
-                room[option.shelter_id] -= option.people
-                items.append(item_id)
-                shelters.append(option.shelter_id)
-                metres.append(round(float(option.metres), 1))
-                break
-    if items:
-        session.execute(ASSIGN_SQL, {"items": items, "shelters": shelters, "metres": metres})
-    return len(items)
+def households_waiting(rows: Sequence[Any]) -> list[tuple[int, int, Place]]:
+    """Return the households of ``rows`` (``HOUSEHOLDS_SQL``, in the order they are served)
+    to give a shelter, as (row number, people, place)."""
+    waiting = []
+    for n, row in enumerate(rows):
+        people = max(row.people, row.item_people or 0)  # an item keeps its larger count
+        if (row.item_shelter_id is None and row.item_stage in (None, "to_transfer")
+                and people > 0):
+            waiting.append((n, people, (row.building_id, row.wheelchair, row.medical)))
+    return waiting
+
+
+def transfer_params(rows: Sequence[Any], given: dict[int, tuple[int, float]]
+                    ) -> tuple[dict[str, str], dict[str, str]]:
+    """Return the parameters of ``TRANSFERS_SQL`` (the households of the rules, new items
+    with the shelter they were given) and of ``ASSIGN_SQL`` (items there were, given a
+    shelter now), as array literals."""
+    new = sorted(((n, row) for n, row in enumerate(rows) if row.household_size is not None),
+                 key=lambda numbered: numbered[1].turn)  # ids follow the turns
+    shelters = [given.get(n, (None, None)) if row.item_id is None else (None, None)
+                for n, row in new]
+    assigned = [(rows[n].item_id, *given[n]) for n in sorted(given)
+                if rows[n].item_id is not None]
+    return ({"checklists": _array(row.checklist_id for _, row in new),
+             "households": _array(row.household_code for _, row in new),
+             "buildings": _array(row.building_id for _, row in new),
+             "people": _array(row.people for _, row in new),
+             "sizes": _array(row.household_size for _, row in new),
+             "wheelchair": _array(row.wheelchair for _, row in new),
+             "medical": _array(row.medical for _, row in new),
+             "shelters": _array(shelter for shelter, _ in shelters),
+             "metres": _array(metres for _, metres in shelters)},
+            {"items": _array(item for item, _, _ in assigned),
+             "shelters": _array(shelter for _, shelter, _ in assigned),
+             "metres": _array(metres for _, _, metres in assigned)})
+
+
+def _array(values: Iterable[int | float | bool | str | None]) -> str:
+    """Return ``values`` as a PostgreSQL array literal, to be cast in the SQL: tens of
+    thousands of values go as one string, where a list is adapted value by value (0.8 s
+    for the households of 2,000 grids)."""
+    items = list(values)
+    if all(type(value) is int for value in items):
+        return "{" + ",".join(map(str, items)) + "}"
+    return "{" + ",".join(map(_element, items)) + "}"
+
+
+def _element(value: int | float | bool | str | None) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)  # int, float: read back exactly
+
+
+def allocate_shelters(session: Session, waiting: list[tuple[int, int, Place]]
+                      ) -> dict[int, tuple[int, float]]:
+    """Give each of ``waiting`` (key, people, place), in that order, the nearest shelter with
+    room that meets its needs; return the shelter and its distance (metres on the sphere)
+    of each key that got one. The few nearest shelters are tried for everyone first;
+    households whose few are full try many more in a second pass. The shelters are locked
+    (the caller holds the allocation lock)."""
+    given: dict[int, tuple[int, float]] = {}
+    room: dict[int, int] = {}
+    for candidates in CANDIDATES:
+        left = [household for household in waiting if household[0] not in given]
+        if not left:
+            break
+        nearest = _nearest(session, list(dict.fromkeys(place for _, _, place in left)),
+                           candidates)
+        unseen = sorted({shelter for options in nearest.values() for shelter, _ in options}
+                        - room.keys())
+        if unseen:
+            room.update((shelter, room_left) for shelter, room_left
+                        in session.execute(ROOM_SQL, {"ids": unseen}))
+        for key, people, place in left:
+            for shelter, metres in nearest.get(place, ()):
+                if room[shelter] >= people:
+                    room[shelter] -= people
+                    given[key] = (shelter, round(metres, 1))
+                    break
+    return given
+
+
+def _nearest(session: Session, places: list[Place], candidates: int
+             ) -> dict[Place, list[tuple[int, float]]]:
+    """Return the ``candidates`` nearest shelters meeting the needs of each place, nearest
+    first, with their distances (metres on the sphere)."""
+    found = session.execute(CANDIDATES_SQL, {
+        "buildings": _array(building for building, _, _ in places),
+        "wheelchair": _array(wheelchair for _, wheelchair, _ in places),
+        "medical": _array(medical for _, _, medical in places),
+        "candidates": candidates}).all()
+    return {places[ord_ - 1]: list(zip(shelters, metres, strict=True))
+            for ord_, shelters, metres in found}
 
 
 def stand_down(session: Session, alert_ids: list[int]) -> None:

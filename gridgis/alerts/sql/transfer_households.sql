@@ -1,0 +1,67 @@
+-- Households to transfer under the checklists of alerts :alert_ids, by the rules of each
+-- alert's tier (:rules, JSON: tier -> rule, see checklist_rules.toml): every resident of a
+-- building with a listed risk flag, and residents with a listed vulnerability; one row per
+-- household with someone who moves, with its needs (wheelchair, medical). Read before the
+-- items are written, so they go in once with their shelter. Each household comes with the
+-- item it already has (a checklist made again: item_id, its stage and shelter), and the
+-- items still without a shelter that no household of the rules matches any more come too
+-- (household_size null: they are only given a shelter). `turn` is the order of the items'
+-- ids: the items there are, then the new ones as they are inserted (checklist,
+-- household). Rows come in the order households are given shelters: soonest gale first
+-- (none last), most needs first, then by turn.
+WITH rule AS MATERIALIZED (
+    SELECT t.tier,
+           ARRAY(SELECT jsonb_array_elements_text(t.rule -> 'transfer_buildings')) AS buildings,
+           ARRAY(SELECT jsonb_array_elements_text(t.rule -> 'transfer_people')) AS people
+    FROM jsonb_each(CAST(:rules AS jsonb)) AS t(tier, rule)
+), target AS MATERIALIZED (  -- the checklists with their lists: see checklist_items.sql
+    SELECT c.id, c.grid_id, a.tier, rule.buildings, rule.people
+    FROM checklist c JOIN alert a ON a.id = c.alert_id JOIN rule ON rule.tier = a.tier
+    WHERE c.alert_id = ANY(:alert_ids) AND c.state = 'open'
+), mover AS (
+    SELECT DISTINCT c.id AS checklist_id, c.grid_id, c.tier, r.household_code
+    FROM target c
+    JOIN building b ON b.grid_id = c.grid_id AND b.retired_at IS NULL
+    JOIN resident r ON r.building_id = b.id AND r.moved_out_at IS NULL
+    WHERE b.risk_flags && c.buildings OR r.vulnerabilities && c.people
+), household AS (
+    SELECT h.checklist_id, h.household_code, min(b.id) AS building_id,
+           count(*) FILTER (WHERE m.moves) AS people, count(*) AS household_size,
+           bool_or(m.moves AND r.vulnerabilities
+                   && CAST('{disabled,bedridden}' AS text[])) AS wheelchair,
+           bool_or(m.moves AND r.vulnerabilities
+                   && CAST('{bedridden,chronic_ill,pregnant}' AS text[])) AS medical
+    FROM mover h
+    JOIN rule ON rule.tier = h.tier
+    JOIN resident r ON r.household_code = h.household_code AND r.moved_out_at IS NULL
+    JOIN building b ON b.id = r.building_id AND b.grid_id = h.grid_id AND b.retired_at IS NULL
+    CROSS JOIN LATERAL (SELECT b.risk_flags && rule.buildings
+                               OR r.vulnerabilities && rule.people AS moves) m
+    GROUP BY h.checklist_id, h.household_code
+    HAVING bool_or(m.moves)
+), waiting AS (  -- items of these checklists without a shelter yet
+    SELECT i.id, i.checklist_id, i.household_code, i.building_id, i.people, i.needs,
+           i.stage
+    FROM checklist_item i JOIN checklist c ON c.id = i.checklist_id
+    WHERE c.alert_id = ANY(:alert_ids) AND c.state = 'open' AND i.kind = 'transfer'
+      AND i.shelter_id IS NULL
+), transfer AS (  -- each household with its item, if it has one
+    SELECT h.checklist_id, c.due_at, h.household_code, h.building_id, h.people,
+           h.household_size, h.wheelchair, h.medical, i.id AS item_id, i.stage AS item_stage,
+           i.shelter_id AS item_shelter_id, i.people AS item_people
+    FROM household h
+    JOIN checklist c ON c.id = h.checklist_id
+    LEFT JOIN checklist_item i ON i.checklist_id = h.checklist_id AND i.kind = 'transfer'
+         AND i.subject = 'household:' || h.household_code
+    UNION ALL
+    SELECT w.checklist_id, c.due_at, w.household_code, w.building_id, w.people, NULL,
+           'wheelchair' = ANY(w.needs), 'medical' = ANY(w.needs), w.id, w.stage, NULL, w.people
+    FROM waiting w
+    JOIN checklist c ON c.id = w.checklist_id
+    WHERE NOT EXISTS (SELECT FROM household h WHERE h.checklist_id = w.checklist_id
+                      AND h.household_code = w.household_code)
+)
+SELECT transfer.*, row_number() OVER (ORDER BY item_id NULLS LAST, checklist_id,
+                                               household_code) AS turn
+FROM transfer
+ORDER BY due_at NULLS LAST, CAST(wheelchair AS int) + CAST(medical AS int) DESC, turn
