@@ -352,6 +352,23 @@ def test_feed_notify_commits_with_the_sent_mark(engine: Engine, world: World,
     assert all(r["state"] == "sent" for r in rows(engine, keys).values())
 
 
+def test_a_feed_event_refused_goes_dead_alone_and_the_rest_of_its_batch_goes(
+        engine: Engine, world: World, database_url: str) -> None:
+    """A feed batch goes in one transaction; one event the feed cannot carry (too big even
+    trimmed) rolls it back, and the batch is then sent one by one: that one dead, the rest
+    sent, each event once."""
+    with feed_listener(database_url) as listener:
+        good = queue(engine, world, "feed", 2)
+        bad = queue(engine, world, "feed", 1, grid="G" * 9000)
+        tally = dispatch.run_dispatcher(settings(), once=True, engine=engine, only=["feed"])
+        events = [json.loads(n.payload) for n in listener.notifies(timeout=1.0)]
+    assert (tally.sent, tally.dead) == (2, 1)
+    assert sorted(e["id"] for e in events if e.get("alert") == world.alert_id) == sorted(good)
+    after = rows(engine, good + bad)
+    assert [after[k]["state"] for k in good + bad] == ["sent", "sent", "dead"]
+    assert "even when trimmed" in after[bad[0]]["last_error"]
+
+
 def test_a_lease_taken_over_sends_no_feed_event(engine: Engine, world: World,
                                                 database_url: str) -> None:
     config = settings()

@@ -329,3 +329,27 @@ def test_fan_out_follows_scopes_and_drops_a_slow_client(monkeypatch: pytest.Monk
         assert [f async for f in frames][-1].startswith(b": dropped")
 
     asyncio.run(scenario())
+
+
+def test_frames_waiting_go_out_in_one_write_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst (a warning's events to a command-centre client) is one write, not one per
+    event; each frame is the NOTIFY payload itself, the stream still ends when told."""
+    monkeypatch.setattr(feed.Broadcaster, "start", lambda self: None)
+
+    async def scenario() -> None:
+        hub = feed.Broadcaster({})
+        hub.listening.set()
+        command = await hub.subscribe(feed.FeedScope(3, True))
+        payloads = [feed.encode_event(None, {"grid": f"G{n}", "id": f"e{n}"}) for n in range(3)]
+        for payload in payloads:
+            assert hub.fan_out(payload) == 1
+        stream = feed.frames(command)
+        assert (await anext(stream)).startswith(b"retry:")
+        burst = await anext(stream)
+        assert burst == b"".join(f"id: e{n}\ndata: {p}\n\n".encode()
+                                 for n, p in enumerate(payloads))
+        hub.fan_out(payloads[0])
+        command.queue.put_nowait(None)  # the end, right behind an event
+        assert [chunk async for chunk in stream] == [f"id: e0\ndata: {payloads[0]}\n\n".encode()]
+
+    asyncio.run(scenario())

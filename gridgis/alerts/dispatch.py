@@ -25,7 +25,8 @@ through their channel's token bucket, then marked ``sent`` (a batch per statemen
 ``failed`` with exponential backoff and jitter, or ``dead`` after ``dispatch_max_attempts``
 or a failure no retry mends. Each write after the claim is guarded by (id, attempts, state
 'sending'): a dispatcher whose lease was taken over changes nothing. Dispatchers can run side
-by side; rate limits are per process.
+by side; rate limits are per process. The live feed needs no lease: a batch of its rows is
+taken, NOTIFYed and marked ``sent`` in one transaction (``send_feed``), in id order.
 
 Guarantee: at-least-once sending (a crash between sending and marking sends again once the
 lease runs out) with the row's idempotency key on every send; receivers that drop a key seen
@@ -57,7 +58,7 @@ from gridgis.errors import InvalidInput
 from gridgis.settings import Settings, get_settings
 
 log = logging.getLogger("gridgis.dispatch")
-FEED_BATCH = 500  # feed rows sent (one NOTIFY statement) and marked in one transaction
+FEED_BATCH = 250  # feed rows taken, NOTIFYed (one statement) and marked sent in one transaction
 ERROR_CHARS = 500
 ESCALATE_EVERY_S = 1.0  # how often overdue acknowledgements and dead leases are looked for
 MAKE_EVERY_S = 30.0  # how often checklists left without items (a request died) are made
@@ -102,6 +103,24 @@ WITH heads AS MATERIALIZED (  -- each recipient's oldest message still to go, pe
     ORDER BY next_attempt_at, id LIMIT :limit
     FOR UPDATE SKIP LOCKED
 ), {CLAIMED}
+""")
+# The feed in one transaction: its due rows are taken and marked sent, their NOTIFYs queued
+# and all of it committed at once, so the events leave exactly when their rows say sent, and
+# a dispatcher dying in between leaves the rows as they were (no lease to wait out).
+FEED_TAKE_SQL = text(f"""
+WITH due AS (
+    SELECT id FROM outbox
+    WHERE channel = 'feed' AND {DUE}
+    ORDER BY next_attempt_at, id LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+), taken AS (
+    UPDATE outbox o SET state = 'sent', sent_at = now(), attempts = o.attempts + 1
+    FROM due WHERE o.id = due.id
+    RETURNING o.id, o.channel, o.kind, o.idempotency_key, o.payload, o.attempts, o.alert_id,
+              o.app_user_id
+)
+SELECT t.*, u.phone, u.email FROM taken t LEFT JOIN app_user u ON u.id = t.app_user_id
+ORDER BY t.id
 """)
 # Why heads are found set-wise, once per claim: a correlated "no older message waiting"
 # check per candidate was planned as a scan of the waiting rows per candidate when the
@@ -244,28 +263,42 @@ def deliver(run: _Run, message: Message) -> str:
         return _fail(run, message, f"unexpected {type(exc).__name__}", False)
 
 
-def deliver_feed(run: _Run, messages: list[Message]) -> list[Outcome]:
-    """Send feed messages: every NOTIFY (one statement) and the mark in one transaction, else
-    one by one (a message withheld or refused then fails alone)."""
+def send_feed(run: _Run) -> list[Outcome]:
+    """Send up to FEED_BATCH due feed messages in one transaction (``FEED_TAKE_SQL``);
+    return their outcomes (none: nothing was due). When the batch cannot go as a whole (an
+    event the feed refuses), it is claimed under leases and sent one by one instead."""
     sender = run.senders["feed"]
-    if not isinstance(sender, channels.FeedSender) or any(
-            channels.withheld_reason(m) for m in messages):
-        return [(deliver(run, message), message) for message in messages]
-    try:
-        with Session(run.engine) as session:
+    assert isinstance(sender, channels.FeedSender)
+    with Session(run.engine) as session:
+        session.execute(ASYNC_COMMIT)
+        rows = session.execute(FEED_TAKE_SQL, {"limit": FEED_BATCH,
+                                               "max_attempts": run.config.dispatch_max_attempts})
+        messages = [Message(**row) for row in rows.mappings()]
+        if not messages:
+            return []
+        try:
             sender.send_many(messages, session)
-            if mark_sent(session, messages) == len(messages):
-                session.commit()
-                return [("sent", message) for message in messages]
-    except Exception:  # each message is tried again alone, and its own error kept
-        log.debug("feed batch failed; one by one", exc_info=True)
-    return [(deliver(run, message), message) for message in messages]
+        except SendFailed:
+            session.rollback()
+        else:
+            session.commit()
+            return [("sent", message) for message in messages]
+    claimed = claim(run.engine, run.config, FEED_BATCH, ["feed"])
+    return [(deliver(run, message), message) for message in claimed]
+
+
+def send_all_feed(run: _Run, tally: Tally) -> None:
+    """Send the due feed messages, a batch per transaction, until none is left."""
+    while not run.stop.is_set():
+        outcomes = send_feed(run)
+        for outcome, _ in outcomes:
+            tally.add(outcome)
+        if len(outcomes) < FEED_BATCH:
+            return
 
 
 def _task(run: _Run, messages: list[Message]) -> list[Outcome]:
     try:
-        if messages[0].channel == "feed":
-            return deliver_feed(run, messages)
         return [(deliver(run, message), message) for message in messages]
     except Exception as exc:  # even writing the outcome failed: the lease will run out
         log.warning("recording a delivery failed (%s)", type(exc).__name__)
@@ -306,8 +339,9 @@ def run_dispatcher(config: Settings | None = None, *, once: bool = False,
     names = set(only or channels.CHANNELS)
     if unknown := names - set(channels.CHANNELS):
         raise InvalidInput(f"unknown channel(s): {', '.join(sorted(unknown))}")
-    # Feed rows are claimed in big batches (each a transaction); other rows a few at a time,
-    # so none waits long under its lease. Unknown channels come with the others, to go dead.
+    # Feed rows are sent in batches, each a transaction, from this thread (a batch of 250
+    # takes ~25 ms); other rows are claimed a few at a time and sent on the pool, so none
+    # waits long under its lease. Unknown channels come with the others, to go dead.
     others = None if only is None else sorted(names - {"feed"})
     tally, started, depth = Tally(), time.monotonic(), 2 * config.dispatch_concurrency
     with ExitStack() as stack:
@@ -330,8 +364,8 @@ def run_dispatcher(config: Settings | None = None, *, once: bool = False,
                     if time.monotonic() >= make_at and (sweep is None or sweep.done()):
                         sweep = pool.submit(make_waiting_checklists, engine)
                         make_at = time.monotonic() + MAKE_EVERY_S
-                    if "feed" in names and (batch := claim(engine, config, FEED_BATCH, ["feed"])):
-                        pending.add(pool.submit(_task, run, batch))
+                    if "feed" in names:
+                        send_all_feed(run, tally)
                     if others != []:
                         claimed = claim(engine, config, depth - len(pending), others, ("feed",))
                         pending |= {pool.submit(_task, run, [m]) for m in claimed}

@@ -259,7 +259,10 @@ class Broadcaster:
                                         if isinstance(grid, str) else set())
         else:
             return 0
-        frame = sse_frame(event)
+        if not targets:
+            return 0
+        one_line = "\n" not in payload and "\r" not in payload  # as encode_event makes them
+        frame = sse_frame(event, payload if one_line else None)
         return sum(self._deliver(subscriber, frame) for subscriber in targets)
 
     def to_everyone(self, frame: bytes) -> int:
@@ -334,21 +337,29 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def sse_frame(event: Mapping[str, Any]) -> bytes:
-    """Return one event in the text/event-stream format (``id:`` line, one ``data:`` line)."""
+def sse_frame(event: Mapping[str, Any], encoded: str | None = None) -> bytes:
+    """Return one event in the text/event-stream format (``id:`` line, one ``data:`` line);
+    ``encoded``: the event as JSON already (a NOTIFY payload: one line), not dumped again."""
     event_id = str(event.get("id") or "").replace("\n", "").replace("\r", "")
     head = f"id: {event_id}\n" if event_id else ""
-    return f"{head}data: {_dumps(event)}\n\n".encode()
+    return f"{head}data: {encoded or _dumps(event)}\n\n".encode()
 
 
 async def frames(subscriber: Subscriber) -> AsyncGenerator[bytes]:
-    """Yield a subscriber's stream: a greeting, then its frames until it ends or is dropped."""
+    """Yield a subscriber's stream: a greeting, then its frames until it ends or is dropped.
+    Frames already waiting go out together, in one write (a burst of a warning's events to
+    a command-centre client is a few writes, not thousands)."""
     yield f"retry: {RETRY_MS}\n: connected\n\n".encode()
     while True:
-        frame = await subscriber.queue.get()
-        if frame is None:
-            return
+        waiting = [await subscriber.queue.get()]
+        while waiting[-1] is not None and not subscriber.queue.empty():
+            waiting.append(subscriber.queue.get_nowait())
+        ending = waiting[-1] is None
+        chunk = b"".join(frame for frame in waiting if frame is not None)
         if subscriber.dropped:
             yield b": dropped: too far behind; reconnect and reload\n\n"
             return
-        yield frame
+        if chunk:
+            yield chunk
+        if ending:
+            return
