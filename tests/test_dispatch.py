@@ -360,13 +360,39 @@ def test_a_feed_event_refused_goes_dead_alone_and_the_rest_of_its_batch_goes(
     with feed_listener(database_url) as listener:
         good = queue(engine, world, "feed", 2)
         bad = queue(engine, world, "feed", 1, grid="G" * 9000)
+        # A bug making one event (a time no clock shows) is retried alone, not fatal.
+        broken = queue(engine, world, "feed", 1, gale_eta="9999-12-31T23:00:00+00:00")
         tally = dispatch.run_dispatcher(settings(), once=True, engine=engine, only=["feed"])
         events = [json.loads(n.payload) for n in listener.notifies(timeout=1.0)]
-    assert (tally.sent, tally.dead) == (2, 1)
+    assert (tally.sent, tally.dead, tally.failed) == (2, 1, 1)
     assert sorted(e["id"] for e in events if e.get("alert") == world.alert_id) == sorted(good)
-    after = rows(engine, good + bad)
-    assert [after[k]["state"] for k in good + bad] == ["sent", "sent", "dead"]
+    after = rows(engine, good + bad + broken)
+    assert [after[k]["state"] for k in good + bad + broken] == ["sent", "sent", "dead", "failed"]
     assert "even when trimmed" in after[bad[0]]["last_error"]
+    assert after[broken[0]]["last_error"] == "unexpected OverflowError"
+
+
+def test_a_rate_limit_on_the_feed_is_kept(engine: Engine, world: World,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a rate set for the feed, its messages go one by one through the token bucket,
+    not as a batch around it."""
+    asked: list[int] = []
+    admit = dispatch.RateLimits.admit
+
+    def counted(self: Any, message_id: int, *args: Any) -> float | None:
+        asked.append(message_id)
+        return admit(self, message_id, *args)
+
+    monkeypatch.setattr(dispatch.RateLimits, "admit", counted)
+    keys = queue(engine, world, "feed", 4)
+    tally = dispatch.run_dispatcher(settings(dispatch_rates={"feed": 1000.0}), once=True,
+                                    engine=engine, only=["feed"])
+    assert tally.sent == 4 and len(asked) == 4
+    assert all(r["state"] == "sent" for r in rows(engine, keys).values())
+    asked.clear()
+    queue(engine, world, "feed", 2)
+    assert dispatch.run_dispatcher(settings(), once=True, engine=engine, only=["feed"]).sent == 2
+    assert asked == []  # no rate: the batch, no bucket
 
 
 def test_a_lease_taken_over_sends_no_feed_event(engine: Engine, world: World,

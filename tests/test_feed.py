@@ -348,8 +348,11 @@ def test_frames_waiting_go_out_in_one_write_in_order(monkeypatch: pytest.MonkeyP
         burst = await anext(stream)
         assert burst == b"".join(f"id: e{n}\ndata: {p}\n\n".encode()
                                  for n, p in enumerate(payloads))
-        hub.fan_out(payloads[0])
+        monkeypatch.setattr(feed, "FRAMES_PER_WRITE", 2)  # a write stays small
+        for payload in payloads:
+            hub.fan_out(payload)
         command.queue.put_nowait(None)  # the end, right behind an event
-        assert [chunk async for chunk in stream] == [f"id: e0\ndata: {payloads[0]}\n\n".encode()]
+        frames = [f"id: e{n}\ndata: {p}\n\n".encode() for n, p in enumerate(payloads)]
+        assert [chunk async for chunk in stream] == [frames[0] + frames[1], frames[2]]
 
     asyncio.run(scenario())

@@ -266,9 +266,12 @@ def deliver(run: _Run, message: Message) -> str:
 def send_feed(run: _Run) -> list[Outcome]:
     """Send up to FEED_BATCH due feed messages in one transaction (``FEED_TAKE_SQL``);
     return their outcomes (none: nothing was due). When the batch cannot go as a whole (an
-    event the feed refuses), it is claimed under leases and sent one by one instead."""
+    event the feed refuses, an event that cannot be made, a message to withhold, a rate
+    limit set for the feed), it is claimed under leases and sent one by one by ``deliver``,
+    which records each message's own failure."""
     sender = run.senders["feed"]
-    assert isinstance(sender, channels.FeedSender)
+    if not isinstance(sender, channels.FeedSender) or "feed" in run.config.dispatch_rates:
+        return one_by_one(run)
     with Session(run.engine) as session:
         session.execute(ASYNC_COMMIT)
         rows = session.execute(FEED_TAKE_SQL, {"limit": FEED_BATCH,
@@ -276,13 +279,24 @@ def send_feed(run: _Run) -> list[Outcome]:
         messages = [Message(**row) for row in rows.mappings()]
         if not messages:
             return []
+        if any(channels.withheld_reason(message) for message in messages):
+            session.rollback()
+            return one_by_one(run)
         try:
             sender.send_many(messages, session)
-        except SendFailed:
+        except SQLAlchemyError:
+            raise  # the database: the loop tries again
+        except Exception:  # SendFailed, or a bug making one event: each message alone
+            log.debug("feed batch failed; one by one", exc_info=True)
             session.rollback()
         else:
             session.commit()
             return [("sent", message) for message in messages]
+    return one_by_one(run)
+
+
+def one_by_one(run: _Run) -> list[Outcome]:
+    """Claim up to FEED_BATCH due feed messages under leases and send each alone."""
     claimed = claim(run.engine, run.config, FEED_BATCH, ["feed"])
     return [(deliver(run, message), message) for message in claimed]
 
@@ -355,17 +369,23 @@ def run_dispatcher(config: Settings | None = None, *, once: bool = False,
         escalate_at = make_at = 0.0
         sweep: Future[int] | None = None  # making waiting checklists, beside the sends
         while not stop.is_set():
+            try:  # never held back by the other channels' sends under way, nor they by it
+                if time.monotonic() >= escalate_at:
+                    reap(engine, config)
+                    escalate_due(engine, config)
+                    escalate_at = time.monotonic() + ESCALATE_EVERY_S
+                if "feed" in names:
+                    send_all_feed(run, tally)
+            except SQLAlchemyError as exc:
+                if once:
+                    raise
+                log.warning("the feed or escalation failed (%s); trying again",
+                            type(exc).__name__)
             if len(pending) <= config.dispatch_concurrency:
                 try:
-                    if time.monotonic() >= escalate_at:
-                        reap(engine, config)
-                        escalate_due(engine, config)
-                        escalate_at = time.monotonic() + ESCALATE_EVERY_S
                     if time.monotonic() >= make_at and (sweep is None or sweep.done()):
                         sweep = pool.submit(make_waiting_checklists, engine)
                         make_at = time.monotonic() + MAKE_EVERY_S
-                    if "feed" in names:
-                        send_all_feed(run, tally)
                     if others != []:
                         claimed = claim(engine, config, depth - len(pending), others, ("feed",))
                         pending |= {pool.submit(_task, run, [m]) for m in claimed}

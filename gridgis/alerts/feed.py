@@ -58,6 +58,9 @@ RETRY_MS = 3000  # how long a browser's EventSource waits before reconnecting
 GRID_QUEUE = 256  # events a grid team member's client may fall behind by before it is dropped
 ALL_QUEUE = 8192  # the same for a command-centre client, which sees every grid
 READY_WAIT_S = 5.0
+# Frames waiting for a client go out together, this many at most: a slow phone must take a
+# write within WRITE_TIMEOUT_S, so a write stays small (~30 KB).
+FRAMES_PER_WRITE = 100
 HEALTH_CHECK_S = 30.0
 BACKOFF_S = (0.5, 30.0)
 
@@ -352,7 +355,8 @@ async def frames(subscriber: Subscriber) -> AsyncGenerator[bytes]:
     yield f"retry: {RETRY_MS}\n: connected\n\n".encode()
     while True:
         waiting = [await subscriber.queue.get()]
-        while waiting[-1] is not None and not subscriber.queue.empty():
+        while (waiting[-1] is not None and not subscriber.queue.empty()
+               and len(waiting) < FRAMES_PER_WRITE):
             waiting.append(subscriber.queue.get_nowait())
         ending = waiting[-1] is None
         chunk = b"".join(frame for frame in waiting if frame is not None)

@@ -51,7 +51,9 @@ ON CONFLICT ON CONSTRAINT uq_checklist_item_subject DO NOTHING;
 -- metres / R, one of longitude at least 2 asin(metres / (2 R cos lat)) at the box's
 -- highest latitude; R a little under the sphere's 6,371,009 m), so the nearest are found
 -- through the shelters' index: without it the planner may test every shelter against every
--- grid on the sphere (108 s for 2,000 grids).
+-- grid on the sphere (108 s for 2,000 grids). The box holds for grids below 89 degrees of
+-- latitude less the reach and a reach away from the antimeridian (ST_Expand does not wrap):
+-- the territories gridgis serves lie in China's box (spatial.CHINA), where both hold.
 INSERT INTO checklist_item (checklist_id, kind, subject, priority, shelter_id)
 SELECT c.id, 'open_shelter', 'shelter:' || s.id, 1, s.id
 FROM checklist c
