@@ -395,6 +395,21 @@ def test_a_rate_limit_on_the_feed_is_kept(engine: Engine, world: World,
     assert asked == []  # no rate: the batch, no bucket
 
 
+def test_the_feed_takes_turns_and_still_sends_everything(
+        engine: Engine, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A feed backlog longer than one turn (batches of 2, a turn of one batch) is all sent,
+    in turns with the other channels, before ``--once`` ends."""
+    monkeypatch.setattr(dispatch, "FEED_BATCH", 2)
+    monkeypatch.setattr(dispatch, "FEED_TURN_S", 0.0)
+    keys = queue(engine, world, "feed", 5)
+    with http_receiver() as receiver:
+        hook = queue(engine, world, "webhook", 1)
+        tally = dispatch.run_dispatcher(settings(team_webhooks=webhook(receiver.url)),
+                                        once=True, engine=engine)
+    assert tally.sent == 6
+    assert all(r["state"] == "sent" for r in rows(engine, keys + hook).values())
+
+
 def test_a_lease_taken_over_sends_no_feed_event(engine: Engine, world: World,
                                                 database_url: str) -> None:
     config = settings()

@@ -59,6 +59,7 @@ from gridgis.settings import Settings, get_settings
 
 log = logging.getLogger("gridgis.dispatch")
 FEED_BATCH = 250  # feed rows taken, NOTIFYed (one statement) and marked sent in one transaction
+FEED_TURN_S = 1.0  # the feed's turn in the loop, at most
 ERROR_CHARS = 500
 ESCALATE_EVERY_S = 1.0  # how often overdue acknowledgements and dead leases are looked for
 MAKE_EVERY_S = 30.0  # how often checklists left without items (a request died) are made
@@ -301,14 +302,20 @@ def one_by_one(run: _Run) -> list[Outcome]:
     return [(deliver(run, message), message) for message in claimed]
 
 
-def send_all_feed(run: _Run, tally: Tally) -> None:
-    """Send the due feed messages, a batch per transaction, until none is left."""
+def send_all_feed(run: _Run, tally: Tally) -> bool:
+    """Send the due feed messages, a batch per transaction, until none is left or FEED_TURN_S
+    has passed (a 20,000-grid warning's 40,000 feed rows take seconds: the other channels'
+    claims and marks get their turn in between); return whether more may be due."""
+    until = time.monotonic() + FEED_TURN_S
     while not run.stop.is_set():
         outcomes = send_feed(run)
         for outcome, _ in outcomes:
             tally.add(outcome)
         if len(outcomes) < FEED_BATCH:
-            return
+            return False
+        if time.monotonic() > until:
+            return True
+    return False
 
 
 def _task(run: _Run, messages: list[Message]) -> list[Outcome]:
@@ -369,13 +376,13 @@ def run_dispatcher(config: Settings | None = None, *, once: bool = False,
         escalate_at = make_at = 0.0
         sweep: Future[int] | None = None  # making waiting checklists, beside the sends
         while not stop.is_set():
+            feed_left = False
             try:  # never held back by the other channels' sends under way, nor they by it
                 if time.monotonic() >= escalate_at:
                     reap(engine, config)
                     escalate_due(engine, config)
                     escalate_at = time.monotonic() + ESCALATE_EVERY_S
-                if "feed" in names:
-                    send_all_feed(run, tally)
+                feed_left = "feed" in names and send_all_feed(run, tally)
             except SQLAlchemyError as exc:
                 if once:
                     raise
@@ -393,12 +400,13 @@ def run_dispatcher(config: Settings | None = None, *, once: bool = False,
                     if once:
                         raise
                     log.warning("claiming failed (%s); trying again", type(exc).__name__)
-            if once and not pending:
+            if once and not pending and not feed_left:
                 break
             if pending:
-                done, pending = wait(pending, config.dispatch_poll_seconds, FIRST_COMPLETED)
+                timeout = 0 if feed_left else config.dispatch_poll_seconds
+                done, pending = wait(pending, timeout, FIRST_COMPLETED)
                 _record(engine, tally, done)
-            else:
+            elif not feed_left:
                 wake = idle(wake, stop, config.dispatch_poll_seconds)
         _record(engine, tally, wait(pending).done)  # stopping: let sends under way finish
     tally.seconds = time.monotonic() - started
