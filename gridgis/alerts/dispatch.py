@@ -78,15 +78,25 @@ WHERE state = 'sending' AND next_attempt_at <= now() AND attempts >= :max_attemp
 # second).
 DUE = """state IN ('queued', 'failed', 'sending') AND next_attempt_at <= now()
       AND (state <> 'sending' OR attempts < :max_attempts)"""
-CLAIMED = """claimed AS (
-    UPDATE outbox o SET state = 'sending', attempts = o.attempts + 1,
-           next_attempt_at = now() + make_interval(secs => :lease)
+# What a claimed (or taken) row is sent with: the row, and its recipient's phone and address.
+MESSAGE = """
     FROM due WHERE o.id = due.id
     RETURNING o.id, o.channel, o.kind, o.idempotency_key, o.payload, o.attempts, o.alert_id,
               o.app_user_id
 )
-SELECT c.*, u.phone, u.email FROM claimed c LEFT JOIN app_user u ON u.id = c.app_user_id
-ORDER BY c.id"""
+SELECT m.*, u.phone, u.email FROM messages m LEFT JOIN app_user u ON u.id = m.app_user_id
+ORDER BY m.id"""
+CLAIMED = """messages AS (
+    UPDATE outbox o SET state = 'sending', attempts = o.attempts + 1,
+           next_attempt_at = now() + make_interval(secs => :lease)""" + MESSAGE
+# The feed's due rows, in order, from its own partial index (migration 0014) whatever backlog
+# the other channels hold: a warning's 4,000 feed rows behind 8,000 SMS took 80 ms a claim.
+FEED_DUE = f"""due AS (
+    SELECT id FROM outbox
+    WHERE channel = 'feed' AND {DUE}
+    ORDER BY next_attempt_at, id LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+)"""
 CLAIM_SQL = text(f"""
 WITH heads AS MATERIALIZED (  -- each recipient's oldest message still to go, per channel
     SELECT DISTINCT ON (channel, outbox_recipient(app_user_id, payload)) id
@@ -105,39 +115,17 @@ WITH heads AS MATERIALIZED (  -- each recipient's oldest message still to go, pe
     FOR UPDATE SKIP LOCKED
 ), {CLAIMED}
 """)
-# The feed in one transaction: its due rows are taken and marked sent, their NOTIFYs queued
-# and all of it committed at once, so the events leave exactly when their rows say sent, and
-# a dispatcher dying in between leaves the rows as they were (no lease to wait out).
-FEED_TAKE_SQL = text(f"""
-WITH due AS (
-    SELECT id FROM outbox
-    WHERE channel = 'feed' AND {DUE}
-    ORDER BY next_attempt_at, id LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-), taken AS (
-    UPDATE outbox o SET state = 'sent', sent_at = now(), attempts = o.attempts + 1
-    FROM due WHERE o.id = due.id
-    RETURNING o.id, o.channel, o.kind, o.idempotency_key, o.payload, o.attempts, o.alert_id,
-              o.app_user_id
-)
-SELECT t.*, u.phone, u.email FROM taken t LEFT JOIN app_user u ON u.id = t.app_user_id
-ORDER BY t.id
-""")
 # Why heads are found set-wise, once per claim: a correlated "no older message waiting"
 # check per candidate was planned as a scan of the waiting rows per candidate when the
 # outbox's statistics still said it was empty (its usual state): 120 s for one claim over a
 # 10,000-message backlog (bench/delivery.py found it). Finding the heads is one pass over
 # the waiting rows, whatever the statistics say.
-# The feed's claim reads its own partial index (migration 0014), in order, whatever backlog
-# the other channels hold: a warning's 4,000 feed rows behind 8,000 SMS took 80 ms a claim.
-FEED_CLAIM_SQL = text(f"""
-WITH due AS (
-    SELECT id FROM outbox
-    WHERE channel = 'feed' AND {DUE}
-    ORDER BY next_attempt_at, id LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-), {CLAIMED}
-""")
+FEED_CLAIM_SQL = text(f"WITH {FEED_DUE}, {CLAIMED}")
+# The feed in one transaction: its due rows are taken and marked sent, their NOTIFYs queued
+# and all of it committed at once, so the events leave exactly when their rows say sent, and
+# a dispatcher dying in between leaves the rows as they were (no lease to wait out).
+FEED_TAKE_SQL = text(f"""WITH {FEED_DUE}, messages AS (
+    UPDATE outbox o SET state = 'sent', sent_at = now(), attempts = o.attempts + 1""" + MESSAGE)
 SENT_SQL = text("""
 UPDATE outbox o SET state = 'sent', sent_at = now()
 FROM unnest(CAST(:ids AS int[]), CAST(:attempts AS int[])) AS c(id, attempts)
