@@ -43,7 +43,8 @@ deleted afterwards), who see every grid.
   between counts; then once more at the largest with the command clients connected too):
   one transaction NOTIFYs, for every connected head, the event the dispatcher's feed sender
   would publish for its grid's alert (addressed to the head, as
-  ``channels.FeedSender`` makes it; the command clients see every grid's) and commits. A
+  ``channels.FeedSender`` makes it, packed several to a NOTIFY as ``feed.publish_many``
+  packs them; the command clients see every grid's) and commits. A
   head holds the alert when its event arrives; a command client when every grid's has.
 * ``warning`` rounds (``--warning-rounds``, at the largest count, command clients
   connected): end to end. A drawn warning over the 2,000-grid circle is issued and
@@ -700,13 +701,16 @@ def feed_events(heads: list[Client], people: dict[str, tuple[int, str, str]],
     return payloads
 
 
-def notify_committed(engine: Engine, payloads: list[str]) -> float:
-    """NOTIFY every payload in one transaction; return perf_counter at the commit."""
+def notify_committed(engine: Engine, events: list[str]) -> float:
+    """NOTIFY every event in one transaction, packed as the feed sender packs them
+    (``feed.pack``); return perf_counter at the commit."""
     with Session(engine) as session:
-        session.execute(text("SELECT count(pg_notify(:channel, p)) FROM unnest(CAST(:ps AS "
-                             "text[])) p"), {"channel": feed.CHANNEL, "ps": payloads})
+        session.execute(feed.PUBLISH_SQL, {"channel": feed.CHANNEL,
+                                           "payloads": feed.pack(events)})
         t0 = time.perf_counter()
+        w0 = time.time()
         session.commit()
+        print("TIMING commit", w0, time.time(), flush=True)
     return t0
 
 
@@ -766,7 +770,8 @@ async def notify_rounds(engine: Engine, clients: list[Client],
         await asyncio.sleep(0.5)
     out = series.summary()
     out.update(heads_connected=len(heads), command_connected=len(clients) - len(heads),
-               notifies_per_round=len(heads))
+               events_per_round=len(heads),
+               notifies_per_round=len(feed.pack(feed_events(heads, people, "size"))))
     return out
 
 

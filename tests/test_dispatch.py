@@ -344,7 +344,8 @@ def test_feed_notify_commits_with_the_sent_mark(engine: Engine, world: World,
     with feed_listener(database_url) as listener:
         keys = queue(engine, world, "feed", 5)
         tally = dispatch.run_dispatcher(settings(), once=True, engine=engine, only=["feed"])
-        events = [json.loads(n.payload) for n in listener.notifies(timeout=1.0)]
+        events = [json.loads(line) for n in listener.notifies(timeout=1.0)
+                  for line in feed.unpack(n.payload)]
     ours = [e for e in events if e.get("alert") == world.alert_id]
     assert tally.sent == 5 and sorted(e["id"] for e in ours) == sorted(keys)
     assert {(e["recipient"], e["grid"], e["kind"]) for e in ours} == {
@@ -363,7 +364,8 @@ def test_a_feed_event_refused_goes_dead_alone_and_the_rest_of_its_batch_goes(
         # A bug making one event (a time no clock shows) is retried alone, not fatal.
         broken = queue(engine, world, "feed", 1, gale_eta="9999-12-31T23:00:00+00:00")
         tally = dispatch.run_dispatcher(settings(), once=True, engine=engine, only=["feed"])
-        events = [json.loads(n.payload) for n in listener.notifies(timeout=1.0)]
+        events = [json.loads(line) for n in listener.notifies(timeout=1.0)
+                  for line in feed.unpack(n.payload)]
     assert (tally.sent, tally.dead, tally.failed) == (2, 1, 1)
     assert sorted(e["id"] for e in events if e.get("alert") == world.alert_id) == sorted(good)
     after = rows(engine, good + bad + broken)

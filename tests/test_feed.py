@@ -306,6 +306,34 @@ def test_events_are_compact_and_kept_under_the_notify_limit() -> None:
         feed.encode_event(None, {"kind": "gossip", "grid": "G1"})
 
 
+def test_events_are_packed_several_to_a_notify_in_order_and_fanned_out_each(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of events is a few NOTIFYs, each under PostgreSQL's 8000 bytes, one event per
+    line; the broadcaster hands each line to its own recipient."""
+    monkeypatch.setattr(feed.Broadcaster, "start", lambda self: None)
+    encoded = [feed.encode_event(n, {"grid": f"G{n}", "id": f"e{n}", "headline": "台风" * 40})
+               for n in range(300)]
+    payloads = feed.pack(encoded)
+    assert 1 < len(payloads) < 300
+    assert all(len(p.encode()) <= feed.MAX_PAYLOAD_BYTES for p in payloads)
+    assert [line for p in payloads for line in feed.unpack(p)] == encoded
+    assert feed.pack([]) == [] and feed.pack(encoded[:1]) == encoded[:1]
+
+    async def scenario() -> None:
+        hub = feed.Broadcaster({})
+        hub.listening.set()
+        heads = [await hub.subscribe(feed.FeedScope(n, False, frozenset({f"G{n}"})))
+                 for n in (0, 150, 299)]
+        assert sum(hub.fan_out(p) for p in payloads) == 3
+        for head in heads:
+            frame = head.queue.get_nowait()
+            assert frame is not None
+            user = head.scope.user_id
+            assert frame == f"id: e{user}\ndata: {encoded[user]}\n\n".encode()
+
+    asyncio.run(scenario())
+
+
 def test_fan_out_follows_scopes_and_drops_a_slow_client(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(feed.Broadcaster, "start", lambda self: None)
     monkeypatch.setattr(feed, "GRID_QUEUE", 2)

@@ -1,7 +1,9 @@
 """The in-app live feed: events published with NOTIFY, fanned out to SSE clients per process.
 
 ``publish`` runs ``pg_notify('gridgis_feed', ...)`` in the caller's transaction, so an event
-leaves only when the work it reports is committed. Every API process runs one ``Broadcaster``:
+leaves only when the work it reports is committed. A NOTIFY carries one event or several, one
+JSON object per line (``pack``): a batch of a warning's events is a few dozen NOTIFYs to
+read, not one per person. Every API process runs one ``Broadcaster``:
 a background task LISTENing on that channel with its own psycopg connection, handing each
 event to the connected clients whose scope it matches. A NOTIFY reaches every listening
 process, which is how the feed spans several API workers.
@@ -105,8 +107,31 @@ def publish_many(session: Session, events: list[tuple[int | None, dict[str, Any]
     """Queue live-feed events (recipient, payload) in the caller's transaction, in one round
     trip; they are delivered on commit, in this order. Raise InvalidInput, queuing none, when
     one is refused."""
-    payloads = [encode_event(app_user_id, payload) for app_user_id, payload in events]
+    payloads = pack([encode_event(app_user_id, payload) for app_user_id, payload in events])
     session.execute(PUBLISH_SQL, {"channel": CHANNEL, "payloads": payloads})
+
+
+def pack(encoded: list[str]) -> list[str]:
+    """Return NOTIFY payloads holding the encoded events in order, one per line, each payload
+    under 8000 bytes (``encode_event`` keeps every event under it)."""
+    payloads: list[str] = []
+    lines: list[str] = []
+    size = 0
+    for event in encoded:
+        length = len(event.encode())
+        if lines and size + 1 + length > MAX_PAYLOAD_BYTES:
+            payloads.append("\n".join(lines))
+            lines, size = [], 0
+        size += length + (1 if lines else 0)
+        lines.append(event)
+    if lines:
+        payloads.append("\n".join(lines))
+    return payloads
+
+
+def unpack(payload: str) -> list[str]:
+    """Return the encoded events a NOTIFY payload holds (``pack``), in order."""
+    return payload.split("\n")
 
 
 def _dumps(event: object) -> str:
@@ -165,11 +190,11 @@ class Broadcaster:
         self.channel = channel
         self.subscribers: set[Subscriber] = set()
         self.listening = asyncio.Event()
-        self.received = 0
+        self.received = 0  # events read (a NOTIFY holds one or more)
         self._sees_all: set[Subscriber] = set()
         self._by_user: dict[int, set[Subscriber]] = {}
         self._by_grid: dict[str, set[Subscriber]] = {}
-        self._seen: OrderedDict[str, None] = OrderedDict()  # recent addressed news, see fan_out
+        self._seen: OrderedDict[object, None] = OrderedDict()  # recent addressed news, see fan_out
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -242,7 +267,11 @@ class Broadcaster:
                     subscriber.cut_off()
 
     def fan_out(self, payload: str) -> int:
-        """Hand one NOTIFY payload to every subscriber it reaches; return how many."""
+        """Hand the events of one NOTIFY payload to every subscriber each reaches; return how
+        many deliveries that made."""
+        return sum(self._fan_out_event(line) for line in unpack(payload))
+
+    def _fan_out_event(self, payload: str) -> int:
         try:
             event = json.loads(payload)
         except ValueError:
@@ -255,7 +284,7 @@ class Broadcaster:
             targets = set(self._by_user.get(recipient, ()))
             # The dispatcher writes one outbox row per person, so the same news comes once per
             # recipient; a command-centre client wants it once.
-            if not self._repeated(event):
+            if self._sees_all and not self._repeated(event):
                 targets |= self._sees_all
         elif recipient is None:
             targets = self._sees_all | (self._by_grid.get(grid, set())
@@ -264,7 +293,7 @@ class Broadcaster:
             return 0
         if not targets:
             return 0
-        one_line = "\n" not in payload and "\r" not in payload  # as encode_event makes them
+        one_line = "\r" not in payload  # as encode_event makes them (unpack split the lines)
         frame = sse_frame(event, payload if one_line else None)
         return sum(self._deliver(subscriber, frame) for subscriber in targets)
 
@@ -273,7 +302,11 @@ class Broadcaster:
         return sum(self._deliver(subscriber, frame) for subscriber in list(self.subscribers))
 
     def _repeated(self, event: Mapping[str, Any]) -> bool:
-        key = _dumps([event.get(k) for k in NEWS])
+        key: object = tuple(event.get(k) for k in NEWS)
+        try:
+            hash(key)
+        except TypeError:  # a list or an object among the values
+            key = _dumps(key)
         if key in self._seen:
             self._seen.move_to_end(key)
             return True
@@ -312,9 +345,10 @@ class Broadcaster:
                     logger.info("live feed: listening on %s", self.channel)
                     while True:
                         async for notify in conn.notifies(timeout=HEALTH_CHECK_S):
-                            self.received += 1
+                            before = self.received
+                            self.received += notify.payload.count("\n") + 1
                             self.fan_out(notify.payload)
-                            if self.received % 100 == 0:
+                            if self.received // 100 > before // 100:
                                 await asyncio.sleep(0)  # let the streams drain a burst
                         await conn.execute("SELECT 1")  # a silently dead link shows here
             except (psycopg.Error, OSError) as exc:
