@@ -32,7 +32,7 @@ from harness import RESULTS_DIR, use_database
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
-from gridgis.alerts import checklists, flows, intake
+from gridgis.alerts import checklists, flows, intake, nearest
 
 TARGET_S = 5.0
 LEVELS = {"area": "orange", "gale": "yellow", "storm": "orange", "hurricane": "red"}
@@ -99,7 +99,8 @@ class StatementClock:
                              ("checklists to make (locked)", checklists.TO_MAKE_SQL),
                              ("checklists marked made", checklists.MADE_SQL),
                              ("transfer households", checklists.HOUSEHOLDS_SQL),
-                             ("shelter candidates", checklists.CANDIDATES_SQL),
+                             ("shelters (for the k-d tree)", nearest.SHELTERS_SQL),
+                             ("buildings' locations (for the k-d tree)", nearest.BUILDINGS_SQL),
                              ("shelter room (locked)", checklists.ROOM_SQL),
                              ("transfer items (with their shelters)", checklists.TRANSFERS_SQL),
                              ("assign shelters (items made before)", checklists.ASSIGN_SQL),
@@ -231,10 +232,8 @@ def explain(engine: Engine, circle: Any, tier: str) -> str:
         rows = session.execute(checklists.HOUSEHOLDS_SQL, params).all()
         session.execute(checklists.ALLOCATION_LOCK_SQL)
         waiting = checklists.households_waiting(rows)
-        places = list(dict.fromkeys(place for _, _, place in waiting))
-        explained("shelter candidates", checklists.CANDIDATES_SQL.text, {
-            "buildings": [p[0] for p in places], "wheelchair": [p[1] for p in places],
-            "medical": [p[2] for p in places], "candidates": checklists.CANDIDATES[0]})
+        explained("buildings' locations (for the k-d tree)", nearest.BUILDINGS_SQL.text, {
+            "ids": "{" + ",".join(str(b) for b in sorted({p[0] for _, _, p in waiting})) + "}"})
         given = checklists.allocate_shelters(session, waiting)
         explained("shelter room (locked)", checklists.ROOM_SQL.text,
                   {"ids": sorted({shelter for shelter, _ in given.values()})})

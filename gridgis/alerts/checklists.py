@@ -17,7 +17,8 @@ nowhere to go are counted on their checklist (``unplaced``) for the command cent
 is capacity less occupancy less the people already on their way there under open
 checklists; the shelters are locked while allocating, so two warnings at once never
 overfill one. Households of one building with the same needs share their nearest
-shelters (one search for them all). The other items come from ``sql/checklist_items.sql``.
+shelters, found in memory for all at once (``nearest``: a k-d tree of the shelters). The
+other items come from ``sql/checklist_items.sql``.
 """
 
 import json
@@ -27,10 +28,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gridgis.alerts import targeting
+from gridgis.alerts import nearest, targeting
 from gridgis.alerts.models import TIERS
 from gridgis.errors import InvalidInput
 from gridgis.settings import get_settings
@@ -50,27 +52,6 @@ Place = tuple[int, bool, bool]
 HOUSEHOLDS_SQL = text("\n".join(
     line for line in targeting.sql_file("transfer_households").splitlines()
     if not line.lstrip().startswith("--")))
-# The nearest shelters meeting each place's needs (a place: a building and the needs of a
-# household in it; households of one building with the same needs share their candidates):
-# found through the index in degrees, then ordered by metres on the sphere.
-CANDIDATES_SQL = text("""
-SELECT p.ord, array_agg(s.id ORDER BY s.metres) AS shelters,
-       array_agg(s.metres ORDER BY s.metres) AS metres
-FROM unnest(CAST(:buildings AS int[]), CAST(:wheelchair AS bool[]),
-            CAST(:medical AS bool[])) WITH ORDINALITY AS p(building_id, wheelchair, medical, ord)
-JOIN building b ON b.id = p.building_id
-CROSS JOIN LATERAL (
-    SELECT n.id, ST_Distance(CAST(n.location AS geography), CAST(b.location AS geography),
-                             false) AS metres
-    FROM (SELECT s.id, s.location FROM shelter s
-          WHERE s.retired_at IS NULL
-            AND (NOT p.wheelchair OR s.wheelchair_access)
-            AND (NOT p.medical OR s.medical)
-          ORDER BY s.location <-> b.location
-          LIMIT :candidates) n
-) s
-GROUP BY p.ord
-""")
 # The transfer items, each with the shelter it was given (if any), in the order given (their
 # ids follow the households' turns).
 TRANSFERS_SQL = text("""
@@ -308,19 +289,23 @@ def allocate_shelters(session: Session, waiting: list[tuple[int, int, Place]]
     (the caller holds the allocation lock)."""
     given: dict[int, tuple[int, float]] = {}
     room: dict[int, int] = {}
+    if not waiting:
+        return given
+    shelters = nearest.Shelters.load(session)
+    points = nearest.building_points(session, sorted({place[0] for _, _, place in waiting}))
     for candidates in CANDIDATES:
         left = [household for household in waiting if household[0] not in given]
         if not left:
             break
-        nearest = _nearest(session, list(dict.fromkeys(place for _, _, place in left)),
+        options = _nearest(shelters, points, list(dict.fromkeys(place for _, _, place in left)),
                            candidates)
-        unseen = sorted({shelter for options in nearest.values() for shelter, _ in options}
+        unseen = sorted({shelter for found in options.values() for shelter, _ in found}
                         - room.keys())
         if unseen:
             room.update((shelter, room_left) for shelter, room_left
                         in session.execute(ROOM_SQL, {"ids": unseen}))
         for key, people, place in left:
-            for shelter, metres in nearest.get(place, ()):
+            for shelter, metres in options.get(place, ()):
                 if room[shelter] >= people:
                     room[shelter] -= people
                     given[key] = (shelter, round(metres, 1))
@@ -328,17 +313,20 @@ def allocate_shelters(session: Session, waiting: list[tuple[int, int, Place]]
     return given
 
 
-def _nearest(session: Session, places: list[Place], candidates: int
-             ) -> dict[Place, list[tuple[int, float]]]:
+def _nearest(shelters: nearest.Shelters, points: dict[int, Any], places: list[Place],
+             candidates: int) -> dict[Place, list[tuple[int, float]]]:
     """Return the ``candidates`` nearest shelters meeting the needs of each place, nearest
-    first, with their distances (metres on the sphere)."""
-    found = session.execute(CANDIDATES_SQL, {
-        "buildings": _array(building for building, _, _ in places),
-        "wheelchair": _array(wheelchair for _, wheelchair, _ in places),
-        "medical": _array(medical for _, _, medical in places),
-        "candidates": candidates}).all()
-    return {places[ord_ - 1]: list(zip(shelters, metres, strict=True))
-            for ord_, shelters, metres in found}
+    first, with their distances (metres on the sphere); one search per kind of needs."""
+    by_needs: dict[tuple[bool, bool], list[Place]] = {}
+    for place in places:
+        if place[0] in points:
+            by_needs.setdefault((place[1], place[2]), []).append(place)
+    found: dict[Place, list[tuple[int, float]]] = {}
+    for (wheelchair, medical), group in by_needs.items():
+        vectors = np.array([points[building] for building, _, _ in group])
+        found.update(zip(group, shelters.nearest(vectors, wheelchair, medical, candidates),
+                         strict=True))
+    return found
 
 
 def stand_down(session: Session, alert_ids: list[int]) -> None:

@@ -1,7 +1,9 @@
 -- Households to transfer under the checklists of alerts :alert_ids, by the rules of each
 -- alert's tier (:rules, JSON: tier -> rule, see checklist_rules.toml): every resident of a
 -- building with a listed risk flag, and residents with a listed vulnerability; one row per
--- household with someone who moves, with its needs (wheelchair, medical). Read before the
+-- household with someone who moves, with its needs (wheelchair, medical); a household is
+-- its members living in the grid (one pass over the grid's residents, each resident's
+-- `moves` worked out once). Read before the
 -- items are written, so they go in once with their shelter. Each household comes with the
 -- item it already has (a checklist made again: item_id, its stage and shelter), and the
 -- items still without a shelter that no household of the rules matches any more come too
@@ -18,27 +20,22 @@ WITH rule AS MATERIALIZED (
     SELECT c.id, c.grid_id, a.tier, rule.buildings, rule.people
     FROM checklist c JOIN alert a ON a.id = c.alert_id JOIN rule ON rule.tier = a.tier
     WHERE c.alert_id = ANY(:alert_ids) AND c.state = 'open'
-), mover AS (
-    SELECT DISTINCT c.id AS checklist_id, c.grid_id, c.tier, r.household_code
+), member AS MATERIALIZED (  -- each resident of the grids once: do they move?
+    SELECT c.id AS checklist_id, r.household_code, b.id AS building_id, r.vulnerabilities,
+           b.risk_flags && c.buildings OR r.vulnerabilities && c.people AS moves
     FROM target c
     JOIN building b ON b.grid_id = c.grid_id AND b.retired_at IS NULL
     JOIN resident r ON r.building_id = b.id AND r.moved_out_at IS NULL
-    WHERE b.risk_flags && c.buildings OR r.vulnerabilities && c.people
 ), household AS (
-    SELECT h.checklist_id, h.household_code, min(b.id) AS building_id,
-           count(*) FILTER (WHERE m.moves) AS people, count(*) AS household_size,
-           bool_or(m.moves AND r.vulnerabilities
+    SELECT checklist_id, household_code, min(building_id) AS building_id,
+           count(*) FILTER (WHERE moves) AS people, count(*) AS household_size,
+           bool_or(moves AND vulnerabilities
                    && CAST('{disabled,bedridden}' AS text[])) AS wheelchair,
-           bool_or(m.moves AND r.vulnerabilities
+           bool_or(moves AND vulnerabilities
                    && CAST('{bedridden,chronic_ill,pregnant}' AS text[])) AS medical
-    FROM mover h
-    JOIN rule ON rule.tier = h.tier
-    JOIN resident r ON r.household_code = h.household_code AND r.moved_out_at IS NULL
-    JOIN building b ON b.id = r.building_id AND b.grid_id = h.grid_id AND b.retired_at IS NULL
-    CROSS JOIN LATERAL (SELECT b.risk_flags && rule.buildings
-                               OR r.vulnerabilities && rule.people AS moves) m
-    GROUP BY h.checklist_id, h.household_code
-    HAVING bool_or(m.moves)
+    FROM member
+    GROUP BY checklist_id, household_code
+    HAVING bool_or(moves)
 ), waiting AS (  -- items of these checklists without a shelter yet
     SELECT i.id, i.checklist_id, i.household_code, i.building_id, i.people, i.needs,
            i.stage
