@@ -229,15 +229,15 @@ def explain(engine: Engine, circle: Any, tier: str) -> str:
                        f"ANALYZE)\n" + "\n".join(plan) + "\n")
 
         explained("transfer households", checklists.HOUSEHOLDS_SQL.text, params)
-        rows = session.execute(checklists.HOUSEHOLDS_SQL, params).all()
+        households = checklists.read_households(session, alert_ids, rules)
         session.execute(checklists.ALLOCATION_LOCK_SQL)
-        waiting = checklists.households_waiting(rows)
+        waiting = checklists.households_waiting(households)
         explained("buildings' locations (for the k-d tree)", nearest.BUILDINGS_SQL.text, {
             "ids": "{" + ",".join(str(b) for b in sorted({p[0] for _, _, p in waiting})) + "}"})
         given = checklists.allocate_shelters(session, waiting)
         explained("shelter room (locked)", checklists.ROOM_SQL.text,
                   {"ids": sorted({shelter for shelter, _ in given.values()})})
-        new, _ = checklists.transfer_params(rows, given)
+        new, _ = checklists.transfer_params(households, given)
         explained("transfer items (with their shelters)", checklists.TRANSFERS_SQL.text, new)
         for name, sql in zip(CHECKLIST_STEPS, checklists.checklist_statements(), strict=True):
             explained(name, sql, params)

@@ -140,7 +140,7 @@ def test_grid_head_works_the_checklist_on_a_phone(server: str, browser_page: Pag
     with Session(engine) as session:
         checklist_id, items, located = session.execute(text(
             "SELECT c.id, count(i.id), count(i.id) FILTER (WHERE coalesce(i.building_id, "
-            "i.shelter_id, i.station_id) IS NOT NULL) FROM checklist c JOIN alert a "
+            "i.resident_id, i.shelter_id, i.station_id) IS NOT NULL) FROM checklist c JOIN alert a "
             "ON a.id = c.alert_id JOIN warning w ON w.id = a.warning_id JOIN checklist_item i "
             "ON i.checklist_id = c.id WHERE w.identifier = :w GROUP BY c.id"),
             {"w": identifier}).one()

@@ -37,13 +37,22 @@ def test_the_checklist_follows_the_data_and_the_rules(client: TestClient, sessio
           (SELECT count(*) FROM resident r JOIN building b ON b.id = r.building_id
            JOIN grid g ON g.id = b.grid_id WHERE g.code = :g AND r.moved_out_at IS NULL
              AND r.vulnerabilities && '{elderly_alone,disabled,bedridden,pregnant,chronic_ill}'
+             AND r.household_code NOT IN (  -- moved: their household's transfer reaches them
+                 SELECT m.household_code FROM resident m JOIN building mb
+                 ON mb.id = m.building_id WHERE mb.grid_id = g.id AND m.moved_out_at IS NULL
+                   AND mb.risk_flags && '{dilapidated,work_shed,temporary}')
           ) AS contacts,
+          (SELECT count(*) FROM resident r JOIN building b ON b.id = r.building_id
+           JOIN grid g ON g.id = b.grid_id WHERE g.code = :g AND r.moved_out_at IS NULL
+             AND r.vulnerabilities && '{elderly_alone,disabled,bedridden,pregnant,chronic_ill}'
+          ) AS vulnerable,
           (SELECT count(*) FROM building b JOIN grid g ON g.id = b.grid_id WHERE g.code = :g
              AND b.risk_flags && '{dilapidated,work_shed,temporary,geohazard}') AS inspections
         """), {"g": grid}).one()
     assert expected.households > 0
     assert len(items(session, checklist_id, "transfer")) == expected.households
     assert len(items(session, checklist_id, "contact")) == expected.contacts
+    assert expected.vulnerable > expected.contacts > 0  # some vulnerable people move
     assert len(items(session, checklist_id, "inspect")) == expected.inspections
     moving = session.execute(text(
         "SELECT coalesce(sum(people), 0) FROM checklist_item WHERE checklist_id = :c "

@@ -62,22 +62,23 @@ def test_the_k_nearest_meeting_the_needs_are_those_postgis_ranks_first(
                                           "medical": medical}).all()
     assert ranked, "the demo territory has shelters meeting these needs"
     shelters = nearest.Shelters.load(session)
-    points = nearest.building_points(session, [row.building_id for row in ranked])
+    buildings = [row.building_id for row in ranked]
+    known, points = nearest.Places.of_buildings(session, sorted(buildings)).points_of(
+        [*buildings, -1])
+    assert known.tolist() == [True] * len(buildings) + [False]  # no building -1
     k = 6
-    found = shelters.nearest(np.array([points[row.building_id] for row in ranked]),
-                             wheelchair, medical, k)
-    for row, options in zip(ranked, found, strict=True):
-        assert len(options) == min(k, len(row.shelters))
+    found = shelters.nearest(points, wheelchair, medical, k)
+    for row, (ids, metres) in zip(ranked, found, strict=True):
+        assert len(ids) == len(metres) == min(k, len(row.shelters))
         # The same shelters, unless two are as near as each other at the edge of the k.
-        assert [m for _, m in options] == pytest.approx(row.metres[:k], abs=0.01)
-        assert {s for s, _ in options} <= set(row.shelters[:k + 2])
-        assert options[0][0] == row.shelters[0] or options[0][1] == pytest.approx(
-            row.metres[0], abs=0.01)
+        assert metres == pytest.approx(row.metres[:k], abs=0.01)
+        assert set(ids) <= set(row.shelters[:k + 2])
+        assert ids[0] == row.shelters[0] or metres[0] == pytest.approx(row.metres[1], abs=0.01)
 
 
 def test_no_shelter_meeting_the_needs_gives_no_options(session: Session) -> None:
     session.execute(text("UPDATE shelter SET medical = false"))
     shelters = nearest.Shelters.load(session)
     point = nearest.unit_vectors(np.array([113.5]), np.array([22.7]))
-    assert shelters.nearest(point, False, True, 6) == [[]]
-    assert len(shelters.nearest(point, False, False, 6)[0]) == 6
+    assert shelters.nearest(point, False, True, 6) == [([], [])]
+    assert [len(found) for found in shelters.nearest(point, False, False, 6)[0]] == [6, 6]

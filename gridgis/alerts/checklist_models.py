@@ -74,6 +74,7 @@ class ChecklistItem(Base):
     priority: Mapped[int] = mapped_column(Integer)  # 1 first
     resident_id: Mapped[int | None] = mapped_column(ForeignKey("resident.id"))
     household_code: Mapped[str | None] = mapped_column(Text)
+    # A contact's home is the resident's: it holds no building of its own.
     building_id: Mapped[int | None] = mapped_column(ForeignKey("building.id"))
     shelter_id: Mapped[int | None] = mapped_column(ForeignKey("shelter.id"), index=True)
     station_id: Mapped[int | None] = mapped_column(ForeignKey("station.id"))

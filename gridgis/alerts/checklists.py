@@ -23,12 +23,11 @@ other items come from ``sql/checklist_items.sql``.
 
 import json
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -47,6 +46,8 @@ CANDIDATES = (6, 60)
 # Where a household is sent from: its building, and whether it needs wheelchair access and
 # medical care.
 Place = tuple[int, bool, bool]
+NONE_NEAR: tuple[list[int], list[float]] = ([], [])
+NOT_GIVEN: tuple[None, None] = (None, None)
 
 # The households to move, each with its item if it has one, in the order they are served.
 HOUSEHOLDS_SQL = text("\n".join(
@@ -212,10 +213,10 @@ def make_transfers(session: Session, alert_ids: list[int], rules: str) -> int:
     already there keep their work, and those still without a shelter get one. Return how
     many households got a shelter. The shelters are allocated before the items are written,
     so each item goes in once, with its shelter."""
-    rows = session.execute(HOUSEHOLDS_SQL, {"alert_ids": alert_ids, "rules": rules}).all()
+    households = read_households(session, alert_ids, rules)
     session.execute(ALLOCATION_LOCK_SQL)
-    given = allocate_shelters(session, households_waiting(rows))
-    new, assigned = transfer_params(rows, given)
+    given = allocate_shelters(session, households_waiting(households))
+    new, assigned = transfer_params(households, given)
     if new["checklists"] != "{}":
         session.execute(TRANSFERS_SQL, new)
     if assigned["items"] != "{}":
@@ -223,36 +224,50 @@ def make_transfers(session: Session, alert_ids: list[int], rules: str) -> int:
     return len(given)
 
 
-def households_waiting(rows: Sequence[Any]) -> list[tuple[int, int, Place]]:
-    """Return the households of ``rows`` (``HOUSEHOLDS_SQL``, in the order they are served)
-    to give a shelter, as (row number, people, place)."""
+def read_households(session: Session, alert_ids: list[int], rules: str) -> dict[str, list[Any]]:
+    """Return the rows of ``HOUSEHOLDS_SQL`` as columns (name -> values, in the rows' order):
+    tens of thousands of rows are read and turned into arrays column by column."""
+    result = session.execute(HOUSEHOLDS_SQL, {"alert_ids": alert_ids, "rules": rules})
+    names = list(result.keys())
+    rows = result.all()
+    return {name: list(values) for name, values in
+            zip(names, zip(*rows, strict=True) if rows else [()] * len(names), strict=True)}
+
+
+def households_waiting(households: dict[str, list[Any]]) -> list[tuple[int, int, Place]]:
+    """Return the households (``read_households``, in the order they are served) to give a
+    shelter, as (row number, people, place)."""
     waiting = []
-    for n, row in enumerate(rows):
-        people = max(row.people, row.item_people or 0)  # an item keeps its larger count
-        if (row.item_shelter_id is None and row.item_stage in (None, "to_transfer")
-                and people > 0):
-            waiting.append((n, people, (row.building_id, row.wheelchair, row.medical)))
+    for n, (people, item_people, item_shelter, item_stage, building, wheelchair, medical) in (
+            enumerate(zip(households["people"], households["item_people"],
+                          households["item_shelter_id"], households["item_stage"],
+                          households["building_id"], households["wheelchair"],
+                          households["medical"], strict=True))):
+        people = max(people, item_people or 0)  # an item keeps its larger count
+        if item_shelter is None and item_stage in (None, "to_transfer") and people > 0:
+            waiting.append((n, people, (building, wheelchair, medical)))
     return waiting
 
 
-def transfer_params(rows: Sequence[Any], given: dict[int, tuple[int, float]]
+def transfer_params(households: dict[str, list[Any]], given: dict[int, tuple[int, float]]
                     ) -> tuple[dict[str, str], dict[str, str]]:
     """Return the parameters of ``TRANSFERS_SQL`` (the households of the rules, new items
     with the shelter they were given) and of ``ASSIGN_SQL`` (items there were, given a
     shelter now), as array literals."""
-    new = sorted(((n, row) for n, row in enumerate(rows) if row.household_size is not None),
-                 key=lambda numbered: numbered[1].turn)  # ids follow the turns
-    shelters = [given.get(n, (None, None)) if row.item_id is None else (None, None)
-                for n, row in new]
-    assigned = [(rows[n].item_id, *given[n]) for n in sorted(given)
-                if rows[n].item_id is not None]
-    return ({"checklists": _array(row.checklist_id for _, row in new),
-             "households": _array(row.household_code for _, row in new),
-             "buildings": _array(row.building_id for _, row in new),
-             "people": _array(row.people for _, row in new),
-             "sizes": _array(row.household_size for _, row in new),
-             "wheelchair": _array(row.wheelchair for _, row in new),
-             "medical": _array(row.medical for _, row in new),
+    item_ids, turns = households["item_id"], households["turn"]
+    new = sorted((n for n, size in enumerate(households["household_size"]) if size is not None),
+                 key=turns.__getitem__)  # ids follow the turns
+    shelters = [given.get(n, NOT_GIVEN) if item_ids[n] is None else NOT_GIVEN for n in new]
+    assigned = [(item_ids[n], *given[n]) for n in sorted(given) if item_ids[n] is not None]
+
+    def column(name: str) -> str:
+        values = households[name]
+        return _array(values[n] for n in new)
+
+    return ({"checklists": column("checklist_id"), "households": column("household_code"),
+             "buildings": column("building_id"), "people": column("people"),
+             "sizes": column("household_size"), "wheelchair": column("wheelchair"),
+             "medical": column("medical"),
              "shelters": _array(shelter for shelter, _ in shelters),
              "metres": _array(metres for _, metres in shelters)},
             {"items": _array(item for item, _, _ in assigned),
@@ -265,8 +280,11 @@ def _array(values: Iterable[int | float | bool | str | None]) -> str:
     thousands of values go as one string, where a list is adapted value by value (0.8 s
     for the households of 2,000 grids)."""
     items = list(values)
-    if all(type(value) is int for value in items):
-        return "{" + ",".join(map(str, items)) + "}"
+    kinds = set(map(type, items)) - {type(None)}
+    if kinds <= {int, float}:  # read back exactly
+        return "{" + ",".join("NULL" if v is None else repr(v) for v in items) + "}"
+    if kinds <= {bool}:
+        return "{" + ",".join("NULL" if v is None else "t" if v else "f" for v in items) + "}"
     return "{" + ",".join(map(_element, items)) + "}"
 
 
@@ -292,20 +310,21 @@ def allocate_shelters(session: Session, waiting: list[tuple[int, int, Place]]
     if not waiting:
         return given
     shelters = nearest.Shelters.load(session)
-    points = nearest.building_points(session, sorted({place[0] for _, _, place in waiting}))
+    places = nearest.Places.of_buildings(session, sorted({place[0] for _, _, place in waiting}))
     for candidates in CANDIDATES:
         left = [household for household in waiting if household[0] not in given]
         if not left:
             break
-        options = _nearest(shelters, points, list(dict.fromkeys(place for _, _, place in left)),
+        options = _nearest(shelters, places, list(dict.fromkeys(place for _, _, place in left)),
                            candidates)
-        unseen = sorted({shelter for found in options.values() for shelter, _ in found}
+        unseen = sorted({shelter for ids, _ in options.values() for shelter in ids}
                         - room.keys())
         if unseen:
             room.update((shelter, room_left) for shelter, room_left
                         in session.execute(ROOM_SQL, {"ids": unseen}))
         for key, people, place in left:
-            for shelter, metres in options.get(place, ()):
+            ids, distances = options.get(place, NONE_NEAR)
+            for shelter, metres in zip(ids, distances, strict=True):
                 if room[shelter] >= people:
                     room[shelter] -= people
                     given[key] = (shelter, round(metres, 1))
@@ -313,17 +332,17 @@ def allocate_shelters(session: Session, waiting: list[tuple[int, int, Place]]
     return given
 
 
-def _nearest(shelters: nearest.Shelters, points: dict[int, Any], places: list[Place],
-             candidates: int) -> dict[Place, list[tuple[int, float]]]:
+def _nearest(shelters: nearest.Shelters, known: nearest.Places, places: list[Place],
+             candidates: int) -> dict[Place, tuple[list[int], list[float]]]:
     """Return the ``candidates`` nearest shelters meeting the needs of each place, nearest
-    first, with their distances (metres on the sphere); one search per kind of needs."""
+    first, and their distances (metres on the sphere); one search per kind of needs."""
     by_needs: dict[tuple[bool, bool], list[Place]] = {}
     for place in places:
-        if place[0] in points:
-            by_needs.setdefault((place[1], place[2]), []).append(place)
-    found: dict[Place, list[tuple[int, float]]] = {}
+        by_needs.setdefault((place[1], place[2]), []).append(place)
+    found: dict[Place, tuple[list[int], list[float]]] = {}
     for (wheelchair, medical), group in by_needs.items():
-        vectors = np.array([points[building] for building, _, _ in group])
+        located, vectors = known.points_of([building for building, _, _ in group])
+        group = [place for place, here in zip(group, located.tolist(), strict=True) if here]
         found.update(zip(group, shelters.nearest(vectors, wheelchair, medical, candidates),
                          strict=True))
     return found

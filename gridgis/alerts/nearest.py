@@ -29,8 +29,11 @@ SHELTERS_SQL = text("""
 SELECT id, ST_X(location) AS lon, ST_Y(location) AS lat, wheelchair_access, medical
 FROM shelter WHERE retired_at IS NULL ORDER BY id
 """)
+# Three arrays in one row: tens of thousands of rows would cost more to read than the query.
 BUILDINGS_SQL = text("""
-SELECT b.id, ST_X(b.location) AS lon, ST_Y(b.location) AS lat
+SELECT coalesce(array_agg(b.id ORDER BY b.id), '{}') AS ids,
+       coalesce(array_agg(ST_X(b.location) ORDER BY b.id), '{}') AS lon,
+       coalesce(array_agg(ST_Y(b.location) ORDER BY b.id), '{}') AS lat
 FROM building b WHERE b.id = ANY(CAST(:ids AS int[]))
 """)
 
@@ -68,18 +71,16 @@ class Shelters:
                    np.array([r.medical for r in rows], dtype=np.bool_))
 
     def nearest(self, points: NDArray[np.float64], wheelchair: bool, medical: bool,
-                k: int) -> list[list[tuple[int, float]]]:
+                k: int) -> list[tuple[list[int], list[float]]]:
         """Return, for each point (unit vectors), its ``k`` nearest shelters with wheelchair
-        access and medical care where asked, nearest first, as (shelter id, metres)."""
+        access and medical care where asked, nearest first: their ids and their metres."""
         tree, ids = self._tree(wheelchair, medical)
         k = min(k, len(ids))
         if k == 0 or len(points) == 0:
-            return [[] for _ in range(len(points))]
+            return [([], []) for _ in range(len(points))]
         chords, found = tree.query(points, k=k)
         chords, found = chords.reshape(len(points), k), found.reshape(len(points), k)
-        metres = chord_to_metres(chords)
-        return [list(zip(ids[row].tolist(), distances.tolist(), strict=True))
-                for row, distances in zip(found, metres, strict=True)]
+        return list(zip(ids[found].tolist(), chord_to_metres(chords).tolist(), strict=True))
 
     def _tree(self, wheelchair: bool, medical: bool) -> tuple[cKDTree, NDArray[np.int64]]:
         key = (wheelchair, medical)
@@ -89,13 +90,29 @@ class Shelters:
         return self._trees[key]
 
 
-def building_points(session: Session, building_ids: Sequence[int]
-                    ) -> dict[int, NDArray[np.float64]]:
-    """Return the location of each building as a unit vector."""
-    if not building_ids:
-        return {}
-    rows = session.execute(BUILDINGS_SQL, {
-        "ids": "{" + ",".join(map(str, building_ids)) + "}"}).all()
-    vectors = unit_vectors(np.array([r.lon for r in rows], dtype=np.float64),
-                           np.array([r.lat for r in rows], dtype=np.float64))
-    return {row.id: vectors[n] for n, row in enumerate(rows)}
+@dataclass(frozen=True)
+class Places:
+    """Buildings' locations as unit vectors, looked up by building id."""
+
+    ids: NDArray[np.int64]  # sorted
+    points: NDArray[np.float64]
+
+    @classmethod
+    def of_buildings(cls, session: Session, building_ids: Sequence[int]) -> "Places":
+        """Read the locations of the buildings ``building_ids``."""
+        if not building_ids:
+            return cls(np.empty(0, dtype=np.int64), np.empty((0, 3)))
+        ids, lon, lat = session.execute(BUILDINGS_SQL, {
+            "ids": "{" + ",".join(map(str, building_ids)) + "}"}).one()
+        return cls(np.array(ids, dtype=np.int64),
+                   unit_vectors(np.array(lon, dtype=np.float64),
+                                np.array(lat, dtype=np.float64)))
+
+    def points_of(self, building_ids: Sequence[int]
+                  ) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+        """Return which of ``building_ids`` are known, and the unit vectors of those, in
+        their order."""
+        wanted = np.asarray(building_ids, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.ids, wanted), max(len(self.ids) - 1, 0))
+        known = self.ids[at] == wanted if len(self.ids) else np.zeros(len(wanted), bool)
+        return known, self.points[at[known]]

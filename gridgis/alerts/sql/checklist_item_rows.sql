@@ -11,7 +11,7 @@ FROM checklist_item i
 JOIN checklist c ON c.id = i.checklist_id
 JOIN grid g ON g.id = c.grid_id
 LEFT JOIN resident r ON r.id = i.resident_id
-LEFT JOIN building b ON b.id = i.building_id
+LEFT JOIN building b ON b.id = coalesce(i.building_id, r.building_id)  -- a contact: their home
 LEFT JOIN shelter s ON s.id = i.shelter_id
 LEFT JOIN station st ON st.id = i.station_id
 LEFT JOIN app_user u ON u.id = i.updated_by

@@ -17,7 +17,7 @@ WITH rule AS MATERIALIZED (
            ARRAY(SELECT jsonb_array_elements_text(t.rule -> 'transfer_people')) AS people
     FROM jsonb_each(CAST(:rules AS jsonb)) AS t(tier, rule)
 ), target AS MATERIALIZED (  -- the checklists with their lists: see checklist_items.sql
-    SELECT c.id, c.grid_id, a.tier, rule.buildings, rule.people
+    SELECT c.id, c.grid_id, c.due_at, a.tier, rule.buildings, rule.people
     FROM checklist c JOIN alert a ON a.id = c.alert_id JOIN rule ON rule.tier = a.tier
     WHERE c.alert_id = ANY(:alert_ids) AND c.state = 'open'
 ), member AS MATERIALIZED (  -- each resident of the grids once: do they move?
@@ -47,7 +47,7 @@ WITH rule AS MATERIALIZED (
            h.household_size, h.wheelchair, h.medical, i.id AS item_id, i.stage AS item_stage,
            i.shelter_id AS item_shelter_id, i.people AS item_people
     FROM household h
-    JOIN checklist c ON c.id = h.checklist_id
+    JOIN target c ON c.id = h.checklist_id
     LEFT JOIN checklist_item i ON i.checklist_id = h.checklist_id AND i.kind = 'transfer'
          AND i.subject = 'household:' || h.household_code
     UNION ALL
