@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     planning_tolerance_m2: float = Field(default=10.0, ge=0)
     # The command page draws grids as vector tiles above this many (GeoJSON below).
     map_vector_tiles_above: int = Field(default=5000, ge=0)
+    # Tiles of admin units, grids and buildings each API process keeps, in MB (0: none);
+    # a kept tile is rendered again when its tables are written.
+    tile_cache_mb: float = Field(default=256.0, ge=0)
     planning_grid_m2: tuple[float, float] = (2_000.0, 10_000_000.0)  # smallest, largest
     planning_households: tuple[int, int] = (0, 3_000)  # fewest, most
     # Fields: {text} {subject} {title} {heading} {grid} {level} {event} {headline} {eta} {key}

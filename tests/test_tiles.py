@@ -252,6 +252,95 @@ def test_etag_and_if_none_match(tile_client: TestClient, session: Session,
     assert changed.headers["etag"] != etag
 
 
+def building_in_a_tile(session: Session, z: int) -> tuple[Any, tuple[int, int]]:
+    building = session.execute(text(
+        "SELECT b.id, b.code, g.code AS grid_code, ST_X(b.location) AS lon,"
+        " ST_Y(b.location) AS lat FROM building b JOIN grid g ON g.id = b.grid_id"
+        " WHERE b.footprint IS NOT NULL ORDER BY b.code LIMIT 1")).one()
+    return building, tile_of(building.lon, building.lat, z)
+
+
+def test_a_kept_tile_is_read_until_its_tables_are_written(
+        tile_client: TestClient, session: Session, headers: dict[str, str]) -> None:
+    """The second read of a building tile is the kept one (its query not run); writing the
+    buildings, or the grids a building tile names, makes the next read render it again."""
+    building, (x, y) = building_in_a_tile(session, 16)
+    url = f"/tiles/buildings/16/{x}/{y}.pbf"
+    first = tile_client.get(url, headers=headers)
+    cache: tiles.TileCache = tile_client.app.state.tile_cache  # type: ignore[attr-defined]
+    hits = cache.hits
+    again = tile_client.get(url, headers=headers)
+    assert (again.status_code, again.content, again.headers["etag"]) == (
+        200, first.content, first.headers["etag"])
+    assert cache.hits == hits + 1
+
+    def grid_code_in_tile() -> str:
+        features = fetch_layer(tile_client, headers, "buildings", 16, x, y)
+        return str(next(f for f in features if f["id"] == building.id)
+                   ["properties"]["grid_code"])
+
+    session.execute(text("UPDATE grid SET code = code || '-new' WHERE code = :c"),
+                    {"c": building.grid_code})
+    assert grid_code_in_tile() == building.grid_code + "-new"
+    assert cache.hits == hits + 1  # rendered again, then kept
+    session.execute(text("UPDATE building SET risk_flags = '{geohazard}' WHERE id = :b"),
+                    {"b": building.id})
+    features = fetch_layer(tile_client, headers, "buildings", 16, x, y)
+    assert next(f for f in features if f["id"] == building.id)["properties"][
+        "risk_flags"] == "geohazard"
+    assert grid_code_in_tile() == building.grid_code + "-new"
+    assert cache.hits == hits + 2  # the last read was the kept one
+
+
+def test_every_write_of_a_tiled_table_is_seen_and_shelters_are_not_kept(
+        tile_client: TestClient, session: Session, headers: dict[str, str]) -> None:
+    def written_by() -> dict[str, int]:
+        return dict(session.execute(text("SELECT name, written_by FROM tile_source")).all())
+
+    before = written_by()
+    session.execute(text("UPDATE admin_unit SET name = name WHERE false"))  # no row: still
+    session.execute(text("DELETE FROM building WHERE false"))
+    now = session.execute(text("SELECT pg_current_xact_id()::text::bigint")).scalar_one()
+    after = written_by()
+    assert after == {**before, "admin_unit": now, "building": now}
+    for _ in range(2):
+        assert tile_client.get("/tiles/shelters/0/0/0.pbf", headers=headers).status_code == 200
+    cache: tiles.TileCache = tile_client.app.state.tile_cache  # type: ignore[attr-defined]
+    assert (cache.hits, len(cache)) == (0, 0)
+
+
+def test_kept_tiles_stay_within_their_bytes_least_recently_used_first() -> None:
+    cache = tiles.TileCache(max_bytes=10)
+    a, b, c = (tiles.TileAddress("grids", 1, n, 0) for n in range(3))
+    cache.put(a, tiles.KeptTile("s", b"1234", '"a"'))
+    cache.put(b, tiles.KeptTile("s", b"1234", '"b"'))
+    assert cache.get(a) is not None  # a is now the most recently used
+    cache.put(c, tiles.KeptTile("s", b"1234", '"c"'))
+    assert (cache.get(a), cache.get(b), len(cache), cache.size) == (
+        tiles.KeptTile("s", b"1234", '"a"'), None, 2, 8)
+    cache.put(a, tiles.KeptTile("t", b"123456", '"a2"'))  # replaced, not counted twice
+    assert (len(cache), cache.size) == (2, 10)
+    cache.put(b, tiles.KeptTile("s", b"x" * 11, '"big"'))  # larger than the whole: not kept
+    assert cache.get(b) is None and cache.size == 10
+
+
+def test_no_tile_is_kept_when_the_cache_is_off(
+        tile_client: TestClient, session: Session, headers: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRIDGIS_TILE_CACHE_MB", "0")
+    get_settings.cache_clear()
+    try:
+        _, (x, y) = building_in_a_tile(session, 16)
+        for _ in range(2):
+            assert tile_client.get(f"/tiles/buildings/16/{x}/{y}.pbf",
+                                   headers=headers).status_code == 200
+        cache: tiles.TileCache = tile_client.app.state.tile_cache  # type: ignore[attr-defined]
+        assert (cache.max_bytes, cache.hits, len(cache)) == (0, 0, 0)
+    finally:
+        monkeypatch.delenv("GRIDGIS_TILE_CACHE_MB")
+        get_settings.cache_clear()
+
+
 @pytest.mark.parametrize(("path", "status", "message"), [
     ("/tiles/residents/1/0/0.pbf", 404, "no tiles for layer 'residents'"),
     ("/tiles/grids/23/0/0.pbf", 422, "zoom 23 is outside 0..22"),
@@ -326,12 +415,16 @@ def test_the_pool_serves_tiles_to_bearer_and_cookie_and_refuses_a_revoked_token(
         assert client.get("/tiles/stations/0/0/0.pbf",
                           headers={"If-None-Match": bearer.headers["etag"]}).status_code == 304
         assert client.get("/tiles/nothing/0/0/0.pbf").status_code == 404
+        kept = "/tiles/grids/0/0/0.pbf"  # a kept tile still checks the token
+        assert [client.get(kept).status_code for _ in range(2)] == [204, 204]  # too small
+        assert client.app.state.tile_cache.hits >= 1  # type: ignore[attr-defined]
         with engine.begin() as conn:
             conn.execute(text("UPDATE auth_token SET revoked_at = now() WHERE app_user_id ="
                               " (SELECT id FROM app_user WHERE username = 'tile-pool-reader')"))
         revoked = client.get(url)
         assert revoked.status_code == 401
         assert revoked.headers["www-authenticate"] == "Bearer"
+        assert client.get(kept).status_code == 401  # kept, yet refused
         assert client.get("/tiles/nothing/0/0/0.pbf").status_code == 401  # not 404: who asks?
 
 

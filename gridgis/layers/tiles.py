@@ -15,11 +15,21 @@ A tile is one statement, one round trip: the caller's token is checked in the st
 itself (``sql/tile_caller.sql`` as a CTE), and the tile query is read only when the token is
 live, so the answer tells "not logged in" (no row) from "no feature here" (an empty tile).
 It runs on an async connection in autocommit (``TileReader``): no BEGIN, no ROLLBACK.
+
+Tiles of admin units, grids and buildings are kept by the process (``TileCache``, an LRU
+bounded in bytes: ``GRIDGIS_TILE_CACHE_MB``), with the state of the tables they were made
+from (``SOURCES``: the last transaction that wrote each, kept by a trigger, see migration
+0015). The statement reads that state with the token; the tile query runs only when the
+state differs from the kept tile's, so a kept tile costs the token check and one row, and an
+edit is seen by the next request. Every request still checks the token. A command centre's
+screens watch the same few hundred tiles: the first screen renders them, the others read
+them. Shelters and stations, whose occupancy and staffing change by the minute, are not kept.
 """
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,6 +52,14 @@ TILE_SQL_FILES = {
 # Below its zoom, a layer's tiles come from another file: buildings are points there.
 LOW_ZOOM_SQL_FILES = {"buildings": (14, "tile_building_points.sql")}
 CALLER_SQL_FILE = "tile_caller.sql"
+# The tables each kept layer's tiles are made of (a building tile names its grid).
+SOURCES = {"admin-units": ("admin_unit",), "grids": ("admin_unit", "grid"),
+           "buildings": ("building", "grid")}
+# The state of a layer's tables: the cluster's start (a new cluster reuses transaction ids)
+# and the last transaction that wrote each table.
+STATE_SQL = """SELECT pg_postmaster_start_time()::text || '/'
+       || string_agg(written_by::text, '.' ORDER BY name) AS state
+FROM tile_source WHERE name = ANY(%(sources)s)"""
 # Server settings of the tile connections, for their whole life: parallel workers cost more
 # to start than a tile query takes.
 TILE_CONNECTION_OPTIONS = {"max_parallel_workers_per_gather": "0"}
@@ -135,6 +153,61 @@ def read_tile_sql(sql_file: str) -> str:
     return f"WITH caller AS (\n{read_caller_sql()})\nSELECT (\n{tile}) AS tile\nFROM caller"
 
 
+@cache
+def read_kept_tile_sql(sql_file: str) -> str:
+    """Return the statement of a kept layer's tile: a row holding the state of its tables
+    and the tile, unless that state is %(kept)s (the tile is NULL then: not rendered), when
+    the token is live; no row otherwise."""
+    tile = (SQL_DIR / sql_file).read_text(encoding="utf-8")
+    return (f"WITH caller AS (\n{read_caller_sql()}), source AS (\n{STATE_SQL})\n"
+            f"SELECT source.state, CASE WHEN source.state = %(kept)s "
+            f"THEN NULL ELSE (\n{tile}) END AS tile\nFROM caller, source")
+
+
+@dataclass(frozen=True)
+class KeptTile:
+    """A rendered tile, with the state of its tables when it was made, and its ETag."""
+
+    state: str
+    body: bytes
+    etag: str
+
+
+@dataclass
+class TileCache:
+    """The tiles this process rendered, least recently used dropped first beyond
+    ``max_bytes`` (0: none kept)."""
+
+    max_bytes: int
+    size: int = 0
+    hits: int = 0
+    _tiles: OrderedDict[TileAddress, KeptTile] = field(default_factory=OrderedDict)
+
+    def get(self, tile: TileAddress) -> KeptTile | None:
+        kept = self._tiles.get(tile)
+        if kept is not None:
+            self._tiles.move_to_end(tile)
+        return kept
+
+    def put(self, tile: TileAddress, kept: KeptTile) -> None:
+        if len(kept.body) > self.max_bytes:
+            return
+        self.forget(tile)
+        self._tiles[tile] = kept
+        self.size += len(kept.body)
+        while self.size > self.max_bytes:
+            _, dropped = self._tiles.popitem(last=False)
+            self.size -= len(dropped.body)
+
+    def forget(self, tile: TileAddress) -> None:
+        dropped = self._tiles.pop(tile, None)
+        if dropped is not None:
+            self.size -= len(dropped.body)
+
+    def __len__(self) -> int:
+        return len(self._tiles)
+
+
 async def caller_is_live(reader: TileReader, token_digest: str) -> bool:
     """Return whether the token of ``token_digest`` is live (its user active)."""
     return await reader.fetch_one(read_caller_sql(), {"token_digest": token_digest}) is not None
@@ -148,6 +221,31 @@ async def render_tile(reader: TileReader, token_digest: str, tile: TileAddress) 
     if row is None:
         return None
     return bytes(row[0]) if row[0] is not None else b""
+
+
+async def read_tile(reader: TileReader, token_digest: str, tile: TileAddress,
+                    cache: TileCache) -> KeptTile | None:
+    """Return the tile with its ETag, or None when the token of ``token_digest`` is not
+    live: one statement, one round trip. A kept layer's tile comes from ``cache`` while its
+    tables are as they were when it was rendered, and is rendered (and kept) otherwise."""
+    if tile.layer not in SOURCES or cache.max_bytes == 0:
+        body = await render_tile(reader, token_digest, tile)
+        return None if body is None else KeptTile("", body, etag_of(body))
+    kept = cache.get(tile)
+    row = await reader.fetch_one(read_kept_tile_sql(tile_sql_file(tile.layer, tile.z)), {
+        "token_digest": token_digest, "z": tile.z, "x": tile.x, "y": tile.y,
+        "sources": list(SOURCES[tile.layer]), "kept": kept.state if kept else None})
+    if row is None:
+        return None
+    state, body = row
+    if kept is not None and state == kept.state:  # the tile query did not run
+        cache.hits += 1
+        return kept
+    body = bytes(body) if body is not None else b""
+    fresh = KeptTile(state or "", body, etag_of(body))
+    if state:
+        cache.put(tile, fresh)
+    return fresh
 
 
 def etag_of(body: bytes) -> str:

@@ -2,7 +2,9 @@
 
 A tile with features is 200 ``application/vnd.mapbox-vector-tile``; a tile no feature touches
 is 204 with no body. Both carry a short ``Cache-Control`` (data changes during an emergency)
-and an ETag of the bytes; ``If-None-Match`` with that ETag gives 304.
+and an ETag of the bytes; ``If-None-Match`` with that ETag gives 304. Tiles of admin units,
+grids and buildings are kept by the process until their tables are written
+(``tiles.TileCache``).
 
 The route is async and takes no session: the token (bearer, or the session cookie of the
 pages; a read needs no CSRF header) is checked in the tile statement, which runs on the
@@ -59,6 +61,15 @@ async def tile_reader(request: Request) -> tiles.TileReader:
 
 
 TileReaderDep = Annotated[tiles.TileReader, Depends(tile_reader)]
+
+
+def tile_cache(request: Request) -> tiles.TileCache:
+    """Return the process's kept tiles (made on first use)."""
+    cache: tiles.TileCache | None = getattr(request.app.state, "tile_cache", None)
+    if cache is None:
+        cache = request.app.state.tile_cache = tiles.TileCache(
+            int(get_settings().tile_cache_mb * 2**20))
+    return cache
 BearerToken = Annotated[str | None, Depends(auth.oauth2_scheme)]
 
 
@@ -83,13 +94,12 @@ async def get_tile(request: Request, reader: TileReaderDep, bearer: BearerToken,
         if not await tiles.caller_is_live(reader, digest):
             raise Unauthorized(auth.LOG_IN_FIRST) from None
         raise
-    body = await tiles.render_tile(reader, digest, tile)
-    if body is None:
+    found = await tiles.read_tile(reader, digest, tile, tile_cache(request))
+    if found is None:
         raise Unauthorized(auth.LOG_IN_FIRST)
-    etag = tiles.etag_of(body)
-    headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag}
-    if tiles.etag_matches(if_none_match, etag):
+    headers = {"Cache-Control": CACHE_CONTROL, "ETag": found.etag}
+    if tiles.etag_matches(if_none_match, found.etag):
         return Response(status_code=304, headers=headers)
-    if not body:
+    if not found.body:
         return Response(status_code=204, headers=headers)
-    return Response(body, media_type=MVT, headers=headers)
+    return Response(found.body, media_type=MVT, headers=headers)
