@@ -64,14 +64,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(url: str, log: IO[bytes] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def serve(url: str, log: IO[bytes] | None = None, env: dict[str, str] | None = None
+          ) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``gridgis serve`` on a free loopback port over ``url`` (its output to ``log``,
-    else dropped); return the process and its base URL once it answers."""
+    else dropped; ``env``: settings besides the database's); return the process and its base
+    URL once it answers."""
     port = free_port()
     out = log if log is not None else subprocess.DEVNULL
     process = subprocess.Popen([sys.executable, "-m", "gridgis.cli", "serve", "--host",
                                 "127.0.0.1", "--port", str(port)],
-                               env={**os.environ, "GRIDGIS_DATABASE_URL": url},
+                               env={**os.environ, **(env or {}), "GRIDGIS_DATABASE_URL": url},
                                stdout=out, stderr=subprocess.STDOUT if log else out)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

@@ -11,7 +11,12 @@ measured in one run:
 
 * gridgis: a real ``gridgis serve`` on a loopback port, ``/tiles/{layer}/{z}/{x}/{y}.pbf``
   and ``/api/grids|buildings``, with the bearer token of a bench user (``command`` role) got
-  through ``POST /api/auth/token``;
+  through ``POST /api/auth/token``, keeping no tile (``GRIDGIS_TILE_CACHE_MB=0``): every
+  request renders its tile, the figures compared with the bare SQL and with tipg;
+* gridgis-kept: a second ``gridgis serve`` as it ships, keeping the tiles it rendered
+  (``gridgis.layers.tiles.TileCache``), after one pass over the tiles (a command centre's
+  first screen): its tiles are read, not rendered, while no table is written. Shown beside
+  the others, never in their place;
 * the bare SQL, serial through psycopg on one connection (parallel workers off, as gridgis
   sets per tile): gridgis's own tile query (``gridgis/layers/sql/tile_<layer>.sql``), the
   peer's "lean" shape (``ST_TileEnvelope``, the table's own columns, no join, no ORDER
@@ -541,7 +546,7 @@ def show(cell: dict[str, Any], label: str) -> None:
           f"{cell['n']}  {cell['mean_kb']} KB  err {cell['errors']}", flush=True)
 
 
-async def http_phase(args: argparse.Namespace, gbase: str, tbase: str,
+async def http_phase(args: argparse.Namespace, gbase: str, kbase: str, tbase: str,
                      lists: dict[int, list[Tile]], extent: tuple[float, float, float, float],
                      results: dict[str, Any]) -> None:
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
@@ -557,6 +562,7 @@ async def http_phase(args: argparse.Namespace, gbase: str, tbase: str,
                                   **common) as gclient,
                 httpx.AsyncClient(headers={"Accept-Encoding": "identity"}, **common) as tclient):
         clients = {"gridgis": (gclient, gbase), "tipg": (tclient, tbase)}
+        kept = {"gridgis-kept": (gclient, kbase)}  # the same token: one database
 
         # 1. every tile once from both (a warm-up too): features against the rows inside
         if not args.skip_check:
@@ -580,6 +586,11 @@ async def http_phase(args: argparse.Namespace, gbase: str, tbase: str,
                     for z in lists:
                         await fetch_counts(client, tile_urls(server, base, layer, lists[z][:20]))
 
+        # 1b. gridgis-kept renders every tile once, and keeps it
+        for layer in args.layers:
+            for z in lists:
+                await fetch_counts(gclient, tile_urls("gridgis", kbase, layer, lists[z]))
+
         # 2. the floor of each HTTP stack, no database: gridgis refusing a tile without a
         # token (401: routing, dependencies, a worker thread, the error handler) and tipg's
         # /healthz (routing, a worker thread)
@@ -602,8 +613,9 @@ async def http_phase(args: argparse.Namespace, gbase: str, tbase: str,
                         for server, (_, base) in clients.items()}
                 measures = {f"sql-{variant}": sql_measure(timer, layer, variant, lists[z])
                             for variant in sql_variants(layer, z)}
+                urls["gridgis-kept"] = tile_urls("gridgis", kbase, layer, lists[z])
                 measures.update({server: http_measure(client, urls[server])
-                                 for server, (client, _) in clients.items()})
+                                 for server, (client, _) in (clients | kept).items()})
                 for tile in lists[z][:3]:  # the connection's first queries are dearer
                     for variant in sql_variants(layer, z):
                         timer.tile(layer, variant, tile)
@@ -616,8 +628,8 @@ async def http_phase(args: argparse.Namespace, gbase: str, tbase: str,
                 for conc in [c for c in args.conc if c > 1]:
                     order = ["gridgis", "tipg"] if not flip else ["tipg", "gridgis"]
                     flip = not flip
-                    for server in order:
-                        client, _ = clients[server]
+                    for server in [*order, "gridgis-kept"]:
+                        client, _ = (clients | kept)[server]
                         cell = await run_cell(client, urls[server], conc, args.n, args.cap)
                         cell.update(kind="tile", server=server, layer=layer, zoom=z,
                                     distinct_tiles=len(lists[z]))
@@ -681,7 +693,7 @@ def summarise_run(results: dict[str, Any], layers: list[str],
             for variant in ("lean", "gridgis", "tipg-shape"):
                 cell = find(http, kind="tile", server=f"sql-{variant}", layer=layer, zoom=z)
                 row[f"sql_{variant}"] = [cell["p50_ms"], cell["p95_ms"]] if cell else None
-            for server in ("gridgis", "tipg"):
+            for server in ("gridgis", "tipg", "gridgis-kept"):
                 for conc in concs:
                     cell = find(http, kind="tile", server=server, layer=layer, zoom=z, conc=conc)
                     row[f"{server}_c{conc}"] = ([cell["p50_ms"], cell["p95_ms"]]
@@ -697,6 +709,10 @@ def summarise_run(results: dict[str, Any], layers: list[str],
             row["over_lean_ms"] = paired.get("sql-lean", {}).get("p50_ms")
             row["over_own_sql_ms"] = paired.get("sql-gridgis", {}).get("p50_ms")
             row["rps_ratio"] = ratio(row.get("gridgis_rps"), row.get("tipg_rps"))
+            row["kept_rps_ratio"] = ratio(row.get("gridgis-kept_rps"), row.get("tipg_rps"))
+            kept = (find(http, kind="tile", server="gridgis-kept", layer=layer, zoom=z, conc=1)
+                    or {}).get("paired", {})
+            row["kept_over_lean_ms"] = kept.get("sql-lean", {}).get("p50_ms")
             t1 = row.get("tipg_c1")
             row["p50_ratio_c1"] = ratio(g1[0] if g1 else None, t1[0] if t1 else None)
             tiles.append(row)
@@ -719,6 +735,9 @@ def summarise_run(results: dict[str, Any], layers: list[str],
     rps_ratios = [r["rps_ratio"] for r in tiles if r["rps_ratio"]]
     over = [r["over_lean_ms"] for r in tiles if r["zoom"] >= 14 and r["over_lean_ms"] is not None]
     json_ratios = [r["p50_ratio"] for r in geojson if r["p50_ratio"] is not None]
+    kept_ratios = [r["kept_rps_ratio"] for r in tiles if r["kept_rps_ratio"]]
+    kept_over = [r["kept_over_lean_ms"] for r in tiles
+                 if r["zoom"] >= 14 and r["kept_over_lean_ms"] is not None]
     targets = {
         "throughput_vs_tipg": {
             "target": f">= {THROUGHPUT_RATIO}x at concurrency {high}",
@@ -730,6 +749,16 @@ def summarise_run(results: dict[str, Any], layers: list[str],
             "target": f"<= {OVER_LEAN_MS} ms (median of per-tile differences, concurrency 1)",
             "max": max(over, default=None),
             "met": bool(over) and max(over) <= OVER_LEAN_MS},
+        "kept_tiles_throughput_vs_tipg": {
+            "target": f"(as shipped, tiles kept) >= {THROUGHPUT_RATIO}x at concurrency {high}",
+            "min": min(kept_ratios, default=None),
+            "geomean": round(math.exp(statistics.mean(math.log(r) for r in kept_ratios)), 2)
+            if kept_ratios else None,
+            "met": bool(kept_ratios) and min(kept_ratios) >= THROUGHPUT_RATIO},
+        "kept_tiles_over_lean_sql_z14_16": {
+            "target": f"(as shipped, tiles kept) <= {OVER_LEAN_MS} ms",
+            "max": max(kept_over, default=None),
+            "met": bool(kept_over) and max(kept_over) <= OVER_LEAN_MS},
         "no_truncated_tile": {
             "target": "gridgis never has fewer features than the live rows inside the tile",
             "tiles_checked": len(check), "gridgis_short": len(short),
@@ -781,14 +810,17 @@ def print_tables(summary: dict[str, Any], concs: list[int]) -> None:
                    fmt(r["sql_tipg-shape"]), fmt(r.get(f"gridgis_c{low}")),
                    fmt(r.get(f"tipg_c{low}")), num(r["over_lean_ms"]),
                    num(r["over_own_sql_ms"]), num(r["p50_ratio_c1"])))
-    print(f"\nTiles at concurrency {high}: p50/p95 ms and tiles/s")
-    line = "{:<9} {:>2} {:>13} {:>13} {:>9} {:>9} {:>7}".format
+    print(f"\nTiles at concurrency {high}: p50/p95 ms and tiles/s; kept: gridgis as shipped, "
+          "its tiles kept after one pass")
+    line = "{:<9} {:>2} {:>13} {:>13} {:>9} {:>9} {:>7} {:>13} {:>9} {:>7} {:>7}".format
     print(line("layer", "z", f"gridgis c{high}", f"tipg c{high}", "gridgis/s", "tipg/s",
-               "ratio"))
+               "ratio", f"kept c{high}", "kept/s", "ratio", "k-lean"))
     for r in summary["tiles"]:
         print(line(r["layer"], r["zoom"], fmt(r.get(f"gridgis_c{high}")),
                    fmt(r.get(f"tipg_c{high}")), num(r.get("gridgis_rps"), ".1f"),
-                   num(r.get("tipg_rps"), ".1f"), num(r["rps_ratio"])))
+                   num(r.get("tipg_rps"), ".1f"), num(r["rps_ratio"]),
+                   fmt(r.get(f"gridgis-kept_c{high}")), num(r.get("gridgis-kept_rps"), ".1f"),
+                   num(r["kept_rps_ratio"]), num(r["kept_over_lean_ms"])))
     print("\nGeoJSON (limit=1000), p50/p95 ms")
     line = "{:<14} {:<9} {:>2} {:>13} {:>13} {:>9} {:>9} {:>6}".format
     print(line("request", "layer", "c", "gridgis", "tipg", "KB g", "KB t", "g/t"))
@@ -862,15 +894,17 @@ def main() -> None:
     print(f"server logs: {gridgis_log} {tipg_log}", flush=True)
     with (gridgis_log.open("wb") as glog, tipg_log.open("wb") as tlog,
           tempfile.TemporaryDirectory(prefix="bench-tipg-") as workdir):
-        gproc, gbase = serve_gridgis(args.url, glog)
+        gproc, gbase = serve_gridgis(args.url, glog, {"GRIDGIS_TILE_CACHE_MB": "0"})
+        kproc, kbase = serve_gridgis(args.url, glog)
         try:
             tproc, tbase = start_tipg(bin_dir, args.url, tlog, workdir)
             try:
-                asyncio.run(http_phase(args, gbase, tbase, lists, extent, results))
+                asyncio.run(http_phase(args, gbase, kbase, tbase, lists, extent, results))
             finally:
                 stop_process(tproc)
         finally:
             stop_process(gproc)
+            stop_process(kproc)
 
     RESULTS_DIR.mkdir(exist_ok=True)
     if args.explain:
