@@ -734,7 +734,9 @@ def summarise_run(results: dict[str, Any], layers: list[str],
     errors = sum(c["errors"] for c in http)
     rps_ratios = [r["rps_ratio"] for r in tiles if r["rps_ratio"]]
     over = [r["over_lean_ms"] for r in tiles if r["zoom"] >= 14 and r["over_lean_ms"] is not None]
-    json_ratios = [r["p50_ratio"] for r in geojson if r["p50_ratio"] is not None]
+    # The target is for pages of 1,000 features; a small bbox (~50 features) is reported.
+    json_ratios = [r["p50_ratio"] for r in geojson
+                   if r["kind"] == "geojson-pages" and r["p50_ratio"] is not None]
     kept_ratios = [r["kept_rps_ratio"] for r in tiles if r["kept_rps_ratio"]]
     kept_over = [r["kept_over_lean_ms"] for r in tiles
                  if r["zoom"] >= 14 and r["kept_over_lean_ms"] is not None]
@@ -764,7 +766,7 @@ def summarise_run(results: dict[str, Any], layers: list[str],
             "tiles_checked": len(check), "gridgis_short": len(short),
             "tipg_truncated": len(truncated), "met": not short if check else None},
         "geojson_vs_tipg": {
-            "target": f"<= {GEOJSON_RATIO}x tipg's median",
+            "target": f"pages of 1,000 features: <= {GEOJSON_RATIO}x tipg's median",
             "max": max(json_ratios, default=None),
             "met": bool(json_ratios) and max(json_ratios) <= GEOJSON_RATIO},
     }
