@@ -26,16 +26,18 @@ WITH rule AS MATERIALIZED (
     FROM target c
     JOIN building b ON b.grid_id = c.grid_id AND b.retired_at IS NULL
     JOIN resident r ON r.building_id = b.id AND r.moved_out_at IS NULL
-), household AS (
-    SELECT checklist_id, household_code, min(building_id) AS building_id,
-           count(*) FILTER (WHERE moves) AS people, count(*) AS household_size,
-           bool_or(moves AND vulnerabilities
+), mover AS (  -- the households with someone who moves
+    SELECT DISTINCT checklist_id, household_code FROM member WHERE moves
+), household AS (  -- those households, every member of them in the grid
+    SELECT m.checklist_id, m.household_code, min(m.building_id) AS building_id,
+           count(*) FILTER (WHERE m.moves) AS people, count(*) AS household_size,
+           bool_or(m.moves AND m.vulnerabilities
                    && CAST('{disabled,bedridden}' AS text[])) AS wheelchair,
-           bool_or(moves AND vulnerabilities
+           bool_or(m.moves AND m.vulnerabilities
                    && CAST('{bedridden,chronic_ill,pregnant}' AS text[])) AS medical
-    FROM member
-    GROUP BY checklist_id, household_code
-    HAVING bool_or(moves)
+    FROM member m
+    JOIN mover USING (checklist_id, household_code)
+    GROUP BY m.checklist_id, m.household_code
 ), waiting AS (  -- items of these checklists without a shelter yet
     SELECT i.id, i.checklist_id, i.household_code, i.building_id, i.people, i.needs,
            i.stage
