@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg import sql
 from sqlalchemy import Engine, select, text
@@ -273,8 +274,8 @@ class Broadcaster:
 
     def _fan_out_event(self, payload: str) -> int:
         try:
-            event = json.loads(payload)
-        except ValueError:
+            event = orjson.loads(payload)  # a third of json.loads's time: it runs per event
+        except orjson.JSONDecodeError:
             logger.warning("live feed: ignored a payload that is not JSON: %.80r", payload)
             return 0
         if not isinstance(event, dict):
