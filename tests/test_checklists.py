@@ -5,6 +5,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
@@ -435,3 +436,21 @@ def test_at_risk_is_one_rule_everywhere(client: TestClient, session: Session,
         "RETURNING id, checklist_id) INSERT INTO checklist_event (item_id, checklist_id, "
         "state) SELECT id, checklist_id, 'done' FROM done"), {"c": checklist_id})
     assert flags() == (False, False, 0)
+
+
+def test_statements_sent_while_python_works_land_in_the_transaction_and_their_errors_surface(
+        session: Session) -> None:
+    """``checklists.running``: the statements go to the server in the session's transaction
+    (psycopg's pipeline), the block's Python runs meanwhile, a failure is raised at its end."""
+    ran = []
+    with checklists.running(session, ["CREATE TEMP TABLE sent_meanwhile (n int)",
+                                      "INSERT INTO sent_meanwhile VALUES (:n)"], {"n": 7}):
+        ran.append(True)
+    assert ran and session.execute(text("SELECT n FROM sent_meanwhile")).scalar_one() == 7
+    session.execute(text("SAVEPOINT before_failure"))
+    with pytest.raises(psycopg.errors.DivisionByZero), \
+            checklists.running(session, ["SELECT 1 / :zero"], {"zero": 0}):
+        ran.append(True)
+    assert len(ran) == 2
+    session.execute(text("ROLLBACK TO SAVEPOINT before_failure"))
+

@@ -18,16 +18,21 @@ is capacity less occupancy less the people already on their way there under open
 checklists; the shelters are locked while allocating, so two warnings at once never
 overfill one. Households of one building with the same needs share their nearest
 shelters, found in memory for all at once (``nearest``: a k-d tree of the shelters). The
-other items come from ``sql/checklist_items.sql``.
+items that do not depend on who moves where (``sql/checklist_items.sql``: inspections,
+shelters near the grid, stations) are sent to the server before the allocation, which then
+runs in Python while the server writes them; the people to call come last
+(``sql/contact_items.sql``: one whose household moves is reached by its transfer).
 """
 
 import json
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -79,18 +84,19 @@ WHERE checklist_item.stage = 'to_transfer'  -- a new version only when something
   AND (checklist_item.people < EXCLUDED.people OR checklist_item.needs <> EXCLUDED.needs
        OR checklist_item.household_size <> EXCLUDED.household_size)
 """)
-# Room left: capacity - occupancy - people on their way under open checklists (summed in one
-# pass). The shelters are locked.
+# Room left in every shelter in use: capacity - occupancy - people on their way under open
+# checklists (summed in one pass). The shelters are locked, all of them: the allocation then
+# runs in Python alone, while the other items are written.
 ROOM_SQL = text("""
 WITH on_way AS (
     SELECT i.shelter_id, sum(i.people) AS people
     FROM checklist_item i JOIN checklist c ON c.id = i.checklist_id
-    WHERE i.shelter_id = ANY(:ids) AND i.kind = 'transfer' AND c.state = 'open'
+    WHERE i.shelter_id IS NOT NULL AND i.kind = 'transfer' AND c.state = 'open'
       AND i.stage IN ('to_transfer', 'left_home') AND i.state NOT IN ('unable', 'not_needed')
     GROUP BY i.shelter_id)
 SELECT s.id, s.capacity - s.occupancy - coalesce(w.people, 0) AS room
 FROM shelter s LEFT JOIN on_way w ON w.shelter_id = s.id
-WHERE s.id = ANY(:ids) ORDER BY s.id FOR UPDATE OF s
+WHERE s.retired_at IS NULL ORDER BY s.id FOR UPDATE OF s
 """)
 ASSIGN_SQL = text("""
 UPDATE checklist_item i SET shelter_id = a.shelter_id, distance_m = a.metres
@@ -172,7 +178,18 @@ def load_rules(path: Path | None = None) -> dict[str, dict[str, Any]]:
 @cache
 def checklist_statements() -> list[str]:
     """Return the statements of ``sql/checklist_items.sql``, comments left out."""
-    code = "\n".join(line for line in targeting.sql_file("checklist_items").splitlines()
+    return _statements("checklist_items")
+
+
+@cache
+def contact_statement() -> str:
+    """Return the statement of ``sql/contact_items.sql``, comments left out."""
+    (statement,) = _statements("contact_items")
+    return statement
+
+
+def _statements(name: str) -> list[str]:
+    code = "\n".join(line for line in targeting.sql_file(name).splitlines()
                      if not line.lstrip().startswith("--"))
     return [statement for statement in code.split(";") if statement.strip()]
 
@@ -196,10 +213,9 @@ def make_items(session: Session, warning: str | None = None, older_than_s: float
     if not made:
         return 0
     rules = json.dumps(load_rules())
-    placed = make_transfers(session, made, rules)
     params = {"alert_ids": made, "rules": rules}
-    for statement in checklist_statements():
-        session.execute(text(statement), params)
+    placed = make_transfers(session, made, rules, meanwhile=checklist_statements())
+    session.execute(text(contact_statement()), params)  # reads the transfer items
     if placed:
         session.execute(OPEN_ASSIGNED_SQL, {"alert_ids": made})
     session.execute(UNPLACED_SQL, {"alert_ids": made})
@@ -207,21 +223,49 @@ def make_items(session: Session, warning: str | None = None, older_than_s: float
     return len(made)
 
 
-def make_transfers(session: Session, alert_ids: list[int], rules: str) -> int:
+def make_transfers(session: Session, alert_ids: list[int], rules: str,
+                   meanwhile: Sequence[str] = ()) -> int:
     """Write the transfer items of the checklists of ``alert_ids`` (``rules``: JSON), each
     household to move with the nearest shelter that has room and meets its needs; items
     already there keep their work, and those still without a shelter get one. Return how
     many households got a shelter. The shelters are allocated before the items are written,
-    so each item goes in once, with its shelter."""
+    so each item goes in once, with its shelter. The statements ``meanwhile`` (of
+    ``alert_ids`` and ``rules``) run while the shelters are allocated."""
     households = read_households(session, alert_ids, rules)
+    waiting = households_waiting(households)
     session.execute(ALLOCATION_LOCK_SQL)
-    given = allocate_shelters(session, households_waiting(households))
-    new, assigned = transfer_params(households, given)
+    room: dict[int, int] = dict(session.execute(ROOM_SQL).all()) if waiting else {}
+    shelters = nearest.Shelters.load(session)
+    places = nearest.Places.of_buildings(session, sorted({place[0] for _, _, place in waiting}))
+    with running(session, meanwhile, {"alert_ids": alert_ids, "rules": rules}):
+        given = allocate_shelters(waiting, shelters, places, room)
+        new, assigned = transfer_params(households, given)
     if new["checklists"] != "{}":
         session.execute(TRANSFERS_SQL, new)
     if assigned["items"] != "{}":
         session.execute(ASSIGN_SQL, assigned)
     return len(given)
+
+
+@contextmanager
+def running(session: Session, statements: Sequence[str], params: dict[str, Any]
+            ) -> Iterator[None]:
+    """Send ``statements`` to the server in the session's transaction, and let the block run
+    in Python while the server works on them: psycopg's pipeline mode (the server starts on
+    each as it arrives); their errors are raised when the block ends."""
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    if not statements or not isinstance(driver, psycopg.Connection):
+        yield
+        for statement in statements:
+            session.execute(text(statement), params)
+        return
+    dialect = connection.dialect
+    with driver.pipeline(), driver.cursor() as cursor:
+        for statement in statements:
+            compiled = text(statement).compile(dialect=dialect)
+            cursor.execute(str(compiled), compiled.construct_params(params))
+        yield
 
 
 def read_households(session: Session, alert_ids: list[int], rules: str) -> dict[str, list[Any]]:
@@ -298,34 +342,25 @@ def _element(value: int | float | bool | str | None) -> str:
     return repr(value)  # int, float: read back exactly
 
 
-def allocate_shelters(session: Session, waiting: list[tuple[int, int, Place]]
+def allocate_shelters(waiting: list[tuple[int, int, Place]], shelters: nearest.Shelters,
+                      places: nearest.Places, room: dict[int, int]
                       ) -> dict[int, tuple[int, float]]:
     """Give each of ``waiting`` (key, people, place), in that order, the nearest shelter with
     room that meets its needs; return the shelter and its distance (metres on the sphere)
     of each key that got one. The few nearest shelters are tried for everyone first;
-    households whose few are full try many more in a second pass. The shelters are locked
-    (the caller holds the allocation lock)."""
+    households whose few are full try many more in a second pass. ``room``: the room left
+    in each shelter (taken from as households are placed)."""
     given: dict[int, tuple[int, float]] = {}
-    room: dict[int, int] = {}
-    if not waiting:
-        return given
-    shelters = nearest.Shelters.load(session)
-    places = nearest.Places.of_buildings(session, sorted({place[0] for _, _, place in waiting}))
     for candidates in CANDIDATES:
         left = [household for household in waiting if household[0] not in given]
         if not left:
             break
         options = _nearest(shelters, places, list(dict.fromkeys(place for _, _, place in left)),
                            candidates)
-        unseen = sorted({shelter for ids, _ in options.values() for shelter in ids}
-                        - room.keys())
-        if unseen:
-            room.update((shelter, room_left) for shelter, room_left
-                        in session.execute(ROOM_SQL, {"ids": unseen}))
         for key, people, place in left:
             ids, distances = options.get(place, NONE_NEAR)
             for shelter, metres in zip(ids, distances, strict=True):
-                if room[shelter] >= people:
+                if room.get(shelter, 0) >= people:
                     room[shelter] -= people
                     given[key] = (shelter, round(metres, 1))
                     break

@@ -1,5 +1,6 @@
--- The items of the checklists of alerts :alert_ids, by the rules of each alert's tier
--- (:rules, JSON: tier -> rule, see checklist_rules.toml). Statements run in order, each
+-- The items of the checklists of alerts :alert_ids that do not depend on who moves where, by
+-- the rules of each alert's tier (:rules, JSON: tier -> rule, see checklist_rules.toml):
+-- they run while the shelters are allocated (checklists.py). Statements run in order, each
 -- ending with a semicolon; running them again adds only what is missing (an update that
 -- raises a grid's tier adds its new items and keeps the old ones and their state). Each
 -- statement reads its rule lists once per tier (the `rule` CTE), never once per row, and
@@ -9,32 +10,8 @@
 -- among the other tables it once joined every station to every checklist first: 9 s).
 -- Distances are metres on the sphere: within 0.5 % of the spheroid's, at a fraction of
 -- the cost. The households to transfer are not here: they are read first
--- (transfer_households.sql), given their shelters, and written with them (checklists.py).
-
--- People to call: residents with a listed vulnerability, unless their household moves under
--- the same checklist (written before these): its transfer item is the visit that reaches
--- them, and one visit is one item (a household's names and needs are on its transfer).
--- The resident's home is theirs (read through resident_id): a contact item holds no building
--- of its own, one foreign key less to check per row.
-WITH rule AS MATERIALIZED (
-    SELECT t.tier, ARRAY(SELECT jsonb_array_elements_text(t.rule -> 'contact')) AS contact
-    FROM jsonb_each(CAST(:rules AS jsonb)) AS t(tier, rule)
-), target AS MATERIALIZED (
-    SELECT c.id, c.grid_id, rule.contact
-    FROM checklist c JOIN alert a ON a.id = c.alert_id JOIN rule ON rule.tier = a.tier
-    WHERE c.alert_id = ANY(:alert_ids) AND c.state = 'open'
-), moving AS MATERIALIZED (  -- the households these checklists transfer, looked up by hash
-    SELECT i.checklist_id, i.household_code
-    FROM target c JOIN checklist_item i ON i.checklist_id = c.id AND i.kind = 'transfer'
-)
-INSERT INTO checklist_item (checklist_id, kind, subject, priority, resident_id)
-SELECT c.id, 'contact', 'resident:' || r.id, 2, r.id
-FROM target c
-JOIN building b ON b.grid_id = c.grid_id AND b.retired_at IS NULL
-JOIN resident r ON r.building_id = b.id AND r.moved_out_at IS NULL
-LEFT JOIN moving m ON m.checklist_id = c.id AND m.household_code = r.household_code
-WHERE r.vulnerabilities && c.contact AND m.checklist_id IS NULL
-ON CONFLICT ON CONSTRAINT uq_checklist_item_subject DO NOTHING;
+-- (transfer_households.sql), given their shelters, and written with them (checklists.py);
+-- the people to call come after those (contact_items.sql).
 
 -- Buildings to inspect and clear.
 WITH rule AS MATERIALIZED (
