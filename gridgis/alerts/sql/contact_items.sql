@@ -20,7 +20,9 @@ INSERT INTO checklist_item (checklist_id, kind, subject, priority, resident_id)
 SELECT c.id, 'contact', 'resident:' || r.id, 2, r.id
 FROM target c
 JOIN building b ON b.grid_id = c.grid_id AND b.retired_at IS NULL
-JOIN resident r ON r.building_id = b.id AND r.moved_out_at IS NULL
+CROSS JOIN LATERAL (  -- through the residents' index, as in transfer_households.sql
+    SELECT r.id, r.household_code, r.vulnerabilities FROM resident r
+    WHERE r.building_id = b.id AND r.moved_out_at IS NULL OFFSET 0) r
 LEFT JOIN moving m ON m.checklist_id = c.id AND m.household_code = r.household_code
 WHERE r.vulnerabilities && c.contact AND m.checklist_id IS NULL
 ON CONFLICT ON CONSTRAINT uq_checklist_item_subject DO NOTHING;

@@ -10,7 +10,11 @@
 -- (household_size null: they are only given a shelter). `turn` is the order of the items'
 -- ids: the items there are, then the new ones as they are inserted (checklist,
 -- household). Rows come in the order households are given shelters: soonest gale first
--- (none last), most needs first, then by turn.
+-- (none last), most needs first, then by turn. The residents are read building by building
+-- through their index (a LATERAL kept apart by OFFSET 0): once the statistics know how
+-- many grids a warning reaches, the planner would otherwise scan every resident of the
+-- territory for a tenth of it (5 million rows: 1.7 s against 0.6 s, and it grows with the
+-- territory, not the warning).
 WITH rule AS MATERIALIZED (
     SELECT t.tier,
            ARRAY(SELECT jsonb_array_elements_text(t.rule -> 'transfer_buildings')) AS buildings,
@@ -25,7 +29,9 @@ WITH rule AS MATERIALIZED (
            b.risk_flags && c.buildings OR r.vulnerabilities && c.people AS moves
     FROM target c
     JOIN building b ON b.grid_id = c.grid_id AND b.retired_at IS NULL
-    JOIN resident r ON r.building_id = b.id AND r.moved_out_at IS NULL
+    CROSS JOIN LATERAL (  -- each building's residents through its index: see below
+        SELECT r.household_code, r.vulnerabilities FROM resident r
+        WHERE r.building_id = b.id AND r.moved_out_at IS NULL OFFSET 0) r
 ), mover AS (  -- the households with someone who moves
     SELECT DISTINCT checklist_id, household_code FROM member WHERE moves
 ), household AS (  -- those households, every member of them in the grid
