@@ -38,10 +38,7 @@ def test_the_checklist_follows_the_data_and_the_rules(client: TestClient, sessio
           (SELECT count(*) FROM resident r JOIN building b ON b.id = r.building_id
            JOIN grid g ON g.id = b.grid_id WHERE g.code = :g AND r.moved_out_at IS NULL
              AND r.vulnerabilities && '{elderly_alone,disabled,bedridden,pregnant,chronic_ill}'
-             AND r.household_code NOT IN (  -- moved: their household's transfer reaches them
-                 SELECT m.household_code FROM resident m JOIN building mb
-                 ON mb.id = m.building_id WHERE mb.grid_id = g.id AND m.moved_out_at IS NULL
-                   AND mb.risk_flags && '{dilapidated,work_shed,temporary}')
+             AND NOT b.risk_flags && '{dilapidated,work_shed,temporary}'  -- those move
           ) AS contacts,
           (SELECT count(*) FROM resident r JOIN building b ON b.id = r.building_id
            JOIN grid g ON g.id = b.grid_id WHERE g.code = :g AND r.moved_out_at IS NULL
@@ -453,4 +450,42 @@ def test_statements_sent_while_python_works_land_in_the_transaction_and_their_er
         ran.append(True)
     assert len(ran) == 2
     session.execute(text("ROLLBACK TO SAVEPOINT before_failure"))
+
+
+def test_who_moves_is_on_the_transfer_and_who_stays_behind_is_called(
+        client: TestClient, session: Session, login: Login, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One person, one item: a vulnerable resident who moves is on their household's transfer
+    item, not a contact item too; one who stays behind in that household is called."""
+    from gridgis.settings import get_settings
+
+    rules = checklists.RULES_FILE.read_text(encoding="utf-8").replace(
+        "[tier.area]\ncontact = [", "[tier.area]\ncontact = [\"disabled\", ", 1).replace(
+        "transfer_people = []", "transfer_people = [\"disabled\"]", 1)
+    (tmp_path / "rules.toml").write_text(rules, encoding="utf-8")
+    monkeypatch.setenv("GRIDGIS_CHECKLIST_RULES", str(tmp_path / "rules.toml"))
+    get_settings.cache_clear()
+    checklists.load_rules.cache_clear()
+    try:
+        grid = busiest_grid(session)
+        mover, stayer = session.execute(text("""
+            INSERT INTO resident (code, building_id, household_code, name, residency,
+                                  vulnerabilities)
+            SELECT 'ONE-ITEM-' || n, b.id, 'ONE-ITEM-HH', '测试' || n, 'registered',
+                   CASE n WHEN 1 THEN '{disabled}' ELSE '{pregnant}' END::text[]
+            FROM (SELECT b.id FROM building b JOIN grid g ON g.id = b.grid_id
+                  WHERE g.code = :g AND b.retired_at IS NULL AND cardinality(b.risk_flags) = 0
+                  ORDER BY b.id LIMIT 1) b, generate_series(1, 2) n
+            ORDER BY n RETURNING id"""), {"g": grid}).scalars().all()
+        _, checklist_id = issue_over(client, session, login("cl-one-item", "command"), grid)
+        called = {row["resident_id"] for row in items(session, checklist_id, "contact")}
+        assert stayer in called and mover not in called
+        (transfer,) = [row for row in items(session, checklist_id, "transfer")
+                       if row["household_code"] == "ONE-ITEM-HH"]
+        assert (transfer["people"], transfer["household_size"], transfer["needs"]) == (
+            1, 2, ["wheelchair"])
+    finally:
+        monkeypatch.delenv("GRIDGIS_CHECKLIST_RULES")
+        get_settings.cache_clear()
+        checklists.load_rules.cache_clear()
 

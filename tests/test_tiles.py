@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
 from gridgis import auth, db
@@ -309,19 +310,51 @@ def test_every_write_of_a_tiled_table_is_seen_and_shelters_are_not_kept(
     assert (cache.hits, len(cache)) == (0, 0)
 
 
+WRITTEN_NOW = ("SELECT written_by = pg_current_xact_id()::text::bigint FROM tile_source "
+               "WHERE name = 'grid'")
+
+
+def test_the_application_writes_the_tables_and_only_the_trigger_writes_their_state(
+        database_url: str, engine: Engine) -> None:
+    """As the application's role, a write of a tiled table sets its state (the trigger runs
+    as the owner), and the state cannot be set by hand (set back, it would bring a kept tile
+    back); a session with triggers off (a bulk load as the owner) still sets it."""
+    app = db.make_engine(database_url, role=get_settings().database_role)
+    try:
+        with app.connect() as conn:
+            conn.execute(text("UPDATE grid SET name = name WHERE false"))
+            assert conn.execute(text(WRITTEN_NOW)).scalar_one()
+            conn.rollback()
+            with pytest.raises(ProgrammingError, match="permission denied"):
+                conn.execute(text("UPDATE tile_source SET written_by = 0"))
+            conn.rollback()
+    finally:
+        app.dispose()
+    with engine.connect() as conn:
+        conn.execute(text("SET session_replication_role = replica"))
+        conn.execute(text("UPDATE grid SET name = name WHERE false"))
+        assert conn.execute(text(WRITTEN_NOW)).scalar_one()
+        conn.rollback()
+
+
 def test_kept_tiles_stay_within_their_bytes_least_recently_used_first() -> None:
-    cache = tiles.TileCache(max_bytes=10)
+    entry = tiles.ENTRY_BYTES
+    cache = tiles.TileCache(max_bytes=2 * entry + 10)
     a, b, c = (tiles.TileAddress("grids", 1, n, 0) for n in range(3))
     cache.put(a, tiles.KeptTile("s", b"1234", '"a"'))
     cache.put(b, tiles.KeptTile("s", b"1234", '"b"'))
     assert cache.get(a) is not None  # a is now the most recently used
     cache.put(c, tiles.KeptTile("s", b"1234", '"c"'))
     assert (cache.get(a), cache.get(b), len(cache), cache.size) == (
-        tiles.KeptTile("s", b"1234", '"a"'), None, 2, 8)
+        tiles.KeptTile("s", b"1234", '"a"'), None, 2, 2 * entry + 8)
     cache.put(a, tiles.KeptTile("t", b"123456", '"a2"'))  # replaced, not counted twice
-    assert (len(cache), cache.size) == (2, 10)
-    cache.put(b, tiles.KeptTile("s", b"x" * 11, '"big"'))  # larger than the whole: not kept
-    assert cache.get(b) is None and cache.size == 10
+    assert (len(cache), cache.size) == (2, 2 * entry + 10)
+    cache.put(a, tiles.KeptTile("u", b"x" * (entry + 11), '"big"'))  # too big: not kept,
+    assert cache.get(a) is None and (len(cache), cache.size) == (1, entry + 4)  # nor the old
+    empty = tiles.TileCache(max_bytes=10 * entry)  # empty tiles count too: the map's sea
+    for n in range(100):
+        empty.put(tiles.TileAddress("grids", 14, n, 0), tiles.KeptTile("s", b"", '"e"'))
+    assert (len(empty), empty.size) == (10, 10 * entry)
 
 
 def test_no_tile_is_kept_when_the_cache_is_off(

@@ -98,6 +98,14 @@ SELECT s.id, s.capacity - s.occupancy - coalesce(w.people, 0) AS room
 FROM shelter s LEFT JOIN on_way w ON w.shelter_id = s.id
 WHERE s.retired_at IS NULL ORDER BY s.id FOR UPDATE OF s
 """)
+# The transfer items the checklists already have, locked before the shelters: a check-in
+# locks its item, then its shelter; a maker takes them in the same order, or the two could
+# each wait for the other.
+LOCK_TRANSFERS_SQL = text("""
+SELECT i.id FROM checklist_item i JOIN checklist c ON c.id = i.checklist_id
+WHERE c.alert_id = ANY(:alert_ids) AND i.kind = 'transfer'
+ORDER BY i.id FOR UPDATE OF i
+""")
 ASSIGN_SQL = text("""
 UPDATE checklist_item i SET shelter_id = a.shelter_id, distance_m = a.metres
 FROM unnest(CAST(:items AS int[]), CAST(:shelters AS int[]), CAST(:metres AS float8[]))
@@ -234,6 +242,7 @@ def make_transfers(session: Session, alert_ids: list[int], rules: str,
     households = read_households(session, alert_ids, rules)
     waiting = households_waiting(households)
     session.execute(ALLOCATION_LOCK_SQL)
+    session.execute(LOCK_TRANSFERS_SQL, {"alert_ids": alert_ids})
     room: dict[int, int] = dict(session.execute(ROOM_SQL).all()) if waiting else {}
     shelters = nearest.Shelters.load(session)
     places = nearest.Places.of_buildings(session, sorted({place[0] for _, _, place in waiting}))
@@ -255,7 +264,8 @@ def running(session: Session, statements: Sequence[str], params: dict[str, Any]
     each as it arrives); their errors are raised when the block ends."""
     connection = session.connection()
     driver = connection.connection.driver_connection
-    if not statements or not isinstance(driver, psycopg.Connection):
+    if (not statements or not isinstance(driver, psycopg.Connection)
+            or not psycopg.Pipeline.is_supported()):  # libpq before 14: one after another
         yield
         for statement in statements:
             session.execute(text(statement), params)

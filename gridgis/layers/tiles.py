@@ -55,11 +55,16 @@ CALLER_SQL_FILE = "tile_caller.sql"
 # The tables each kept layer's tiles are made of (a building tile names its grid).
 SOURCES = {"admin-units": ("admin_unit",), "grids": ("admin_unit", "grid"),
            "buildings": ("building", "grid")}
-# The state of a layer's tables: the cluster's start (a new cluster reuses transaction ids)
-# and the last transaction that wrote each table.
-STATE_SQL = """SELECT pg_postmaster_start_time()::text || '/'
+# The state of a layer's tables: the database and the cluster's start (a new cluster reuses
+# transaction ids; another database may have reached the same ids) and the last transaction
+# that wrote each table.
+STATE_SQL = """SELECT (SELECT oid FROM pg_database WHERE datname = current_database())::text
+       || '/' || pg_postmaster_start_time()::text || '/'
        || string_agg(written_by::text, '.' ORDER BY name) AS state
 FROM tile_source WHERE name = ANY(%(sources)s)"""
+# What a kept tile costs besides its bytes (its address, state, ETag and place in the LRU):
+# empty tiles are kept too, and must count.
+ENTRY_BYTES = 512
 # Server settings of the tile connections, for their whole life: parallel workers cost more
 # to start than a tile query takes.
 TILE_CONNECTION_OPTIONS = {"max_parallel_workers_per_gather": "0"}
@@ -176,7 +181,7 @@ class KeptTile:
 @dataclass
 class TileCache:
     """The tiles this process rendered, least recently used dropped first beyond
-    ``max_bytes`` (0: none kept)."""
+    ``max_bytes`` (0: none kept), each counted as its bytes and ``ENTRY_BYTES``."""
 
     max_bytes: int
     size: int = 0
@@ -190,22 +195,26 @@ class TileCache:
         return kept
 
     def put(self, tile: TileAddress, kept: KeptTile) -> None:
-        if len(kept.body) > self.max_bytes:
-            return
         self.forget(tile)
+        if _cost(kept) > self.max_bytes:
+            return
         self._tiles[tile] = kept
-        self.size += len(kept.body)
+        self.size += _cost(kept)
         while self.size > self.max_bytes:
             _, dropped = self._tiles.popitem(last=False)
-            self.size -= len(dropped.body)
+            self.size -= _cost(dropped)
 
     def forget(self, tile: TileAddress) -> None:
         dropped = self._tiles.pop(tile, None)
         if dropped is not None:
-            self.size -= len(dropped.body)
+            self.size -= _cost(dropped)
 
     def __len__(self) -> int:
         return len(self._tiles)
+
+
+def _cost(kept: KeptTile) -> int:
+    return len(kept.body) + ENTRY_BYTES
 
 
 async def caller_is_live(reader: TileReader, token_digest: str) -> bool:
