@@ -32,6 +32,7 @@ from harness import RESULTS_DIR, use_database
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
+from gridgis import db
 from gridgis.alerts import checklists, flows, intake, nearest
 
 TARGET_S = 5.0
@@ -236,14 +237,14 @@ def explain(engine: Engine, circle: Any, tier: str) -> str:
         waiting = checklists.households_waiting(households)
         explained("shelter room (locked)", checklists.ROOM_SQL.text, {})
         room = dict(session.execute(checklists.ROOM_SQL).all())
-        buildings = "{" + ",".join(str(b) for b in sorted({p[0] for _, _, p in waiting})) + "}"
+        buildings = sorted({p[0] for _, _, p in waiting})
         explained("buildings' locations (for the k-d tree)", nearest.BUILDINGS_SQL.text,
-                  {"ids": buildings})
+                  {"ids": db.array_literal(buildings)})
         for name, sql in zip(CHECKLIST_STEPS, checklists.checklist_statements(), strict=True):
             explained(name, sql, params)
         given = checklists.allocate_shelters(
             waiting, nearest.Shelters.load(session),
-            nearest.Places.of_buildings(session, sorted({p[0] for _, _, p in waiting})), room)
+            nearest.Places.of_buildings(session, buildings), room)
         new, _ = checklists.transfer_params(households, given)
         explained("transfer items (with their shelters)", checklists.TRANSFERS_SQL.text, new)
         explained("contact items", checklists.contact_statement(), params)

@@ -1,9 +1,11 @@
 """Engine and sessions: the database in use is ``DATABASE_URL`` or the embedded cluster."""
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any
 
+import psycopg
 from fastapi import Depends
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
@@ -221,3 +223,48 @@ def current_revision(engine: Engine) -> str | None:
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
+
+
+def array_literal(values: Iterable[int | float | bool | str | None]) -> str:
+    """Return ``values`` as a PostgreSQL array literal, to be cast in the SQL: tens of
+    thousands of values go as one string, where a list is adapted value by value (0.8 s
+    for the households of 2,000 grids)."""
+    items = list(values)
+    kinds = set(map(type, items)) - {type(None)}
+    if kinds <= {int, float}:  # read back exactly
+        return "{" + ",".join("NULL" if v is None else repr(v) for v in items) + "}"
+    if kinds <= {bool}:
+        return "{" + ",".join("NULL" if v is None else "t" if v else "f" for v in items) + "}"
+    return "{" + ",".join(map(_element, items)) + "}"
+
+
+def _element(value: int | float | bool | str | None) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)  # int, float: read back exactly
+
+
+@contextmanager
+def running(session: Session, statements: Sequence[str], params: dict[str, Any]
+            ) -> Iterator[None]:
+    """Send ``statements`` to the server in the session's transaction, and let the block run
+    in Python while the server works on them: psycopg's pipeline mode (the server starts on
+    each as it arrives); their errors are raised when the block ends."""
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    if (not statements or not isinstance(driver, psycopg.Connection)
+            or not psycopg.Pipeline.is_supported()):  # libpq before 14: one after another
+        yield
+        for statement in statements:
+            session.execute(text(statement), params)
+        return
+    dialect = connection.dialect
+    with driver.pipeline(), driver.cursor() as cursor:
+        for statement in statements:
+            compiled = text(statement).compile(dialect=dialect)
+            cursor.execute(str(compiled), compiled.construct_params(params))
+        yield

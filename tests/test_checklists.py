@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from gridgis import db
 from gridgis.alerts import checklists, dispatch, flows
 from gridgis.errors import InvalidInput
 from tests.checklist_helpers import busiest_grid, delete_warning, drawn_over, issue_over
@@ -437,16 +438,16 @@ def test_at_risk_is_one_rule_everywhere(client: TestClient, session: Session,
 
 def test_statements_sent_while_python_works_land_in_the_transaction_and_their_errors_surface(
         session: Session) -> None:
-    """``checklists.running``: the statements go to the server in the session's transaction
+    """``db.running``: the statements go to the server in the session's transaction
     (psycopg's pipeline), the block's Python runs meanwhile, a failure is raised at its end."""
     ran = []
-    with checklists.running(session, ["CREATE TEMP TABLE sent_meanwhile (n int)",
+    with db.running(session, ["CREATE TEMP TABLE sent_meanwhile (n int)",
                                       "INSERT INTO sent_meanwhile VALUES (:n)"], {"n": 7}):
         ran.append(True)
     assert ran and session.execute(text("SELECT n FROM sent_meanwhile")).scalar_one() == 7
     session.execute(text("SAVEPOINT before_failure"))
     with pytest.raises(psycopg.errors.DivisionByZero), \
-            checklists.running(session, ["SELECT 1 / :zero"], {"zero": 0}):
+            db.running(session, ["SELECT 1 / :zero"], {"zero": 0}):
         ran.append(True)
     assert len(ran) == 2
     session.execute(text("ROLLBACK TO SAVEPOINT before_failure"))
@@ -488,4 +489,20 @@ def test_who_moves_is_on_the_transfer_and_who_stays_behind_is_called(
         monkeypatch.delenv("GRIDGIS_CHECKLIST_RULES")
         get_settings.cache_clear()
         checklists.load_rules.cache_clear()
+
+
+@pytest.mark.parametrize(("values", "kind"), [
+    ([1, None, -3, 2**31 - 1], "int[]"),
+    ([0.1, None, 1e-300, -2.5, 123456.789], "float8[]"),
+    ([True, None, False], "bool[]"),
+    (['quote " and \\ backslash', None, "", "NULL", "a,b{c}", "网格 1"], "text[]"),
+    ([], "int[]"),
+])
+def test_array_literals_read_back_exactly(session: Session, values: list[object],
+                                          kind: str) -> None:
+    """``db.array_literal`` (tens of thousands of values as one string): PostgreSQL reads
+    back every value as it was, NULLs, quotes, commas and braces too."""
+    read = session.execute(text(f"SELECT CAST(:a AS {kind})"),
+                           {"a": db.array_literal(values)}).scalar_one()
+    assert read == values
 

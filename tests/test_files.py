@@ -423,6 +423,7 @@ def test_http_residents_export_admin_only_and_audited(session: Session,
     assert session.execute(text(audits)).scalar() == "export-denied"
     shapes = files_client.get("/api/export/shelters?format=gpkg", headers=command)
     assert shapes.status_code == 200
+    # GeoPackage's registered media type (the file format is SQLite's), not a database
     assert shapes.headers["content-type"] == "application/geopackage+sqlite3"
 
 

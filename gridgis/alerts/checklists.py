@@ -26,16 +26,15 @@ runs in Python while the server writes them; the people to call come last
 
 import json
 import tomllib
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from gridgis import db
 from gridgis.alerts import nearest, targeting
 from gridgis.alerts.models import TIERS
 from gridgis.errors import InvalidInput
@@ -54,10 +53,18 @@ Place = tuple[int, bool, bool]
 NONE_NEAR: tuple[list[int], list[float]] = ([], [])
 NOT_GIVEN: tuple[None, None] = (None, None)
 
+
+
+def _statements(name: str) -> list[str]:
+    """Return the statements of ``sql/<name>.sql``, comments left out (their words could read
+    as bind parameters or end a statement)."""
+    code = "\n".join(line for line in targeting.sql_file(name).splitlines()
+                     if not line.lstrip().startswith("--"))
+    return [statement for statement in code.split(";") if statement.strip()]
+
+
 # The households to move, each with its item if it has one, in the order they are served.
-HOUSEHOLDS_SQL = text("\n".join(
-    line for line in targeting.sql_file("transfer_households").splitlines()
-    if not line.lstrip().startswith("--")))
+HOUSEHOLDS_SQL = text(_statements("transfer_households")[0])
 # The transfer items, each with the shelter it was given (if any), in the order given (their
 # ids follow the households' turns).
 TRANSFERS_SQL = text("""
@@ -196,11 +203,6 @@ def contact_statement() -> str:
     return statement
 
 
-def _statements(name: str) -> list[str]:
-    code = "\n".join(line for line in targeting.sql_file(name).splitlines()
-                     if not line.lstrip().startswith("--"))
-    return [statement for statement in code.split(";") if statement.strip()]
-
 
 def open_checklists(session: Session, alert_ids: list[int]) -> None:
     """Open (or, for a changed alert, reopen for amending) the checklists of ``alert_ids``,
@@ -246,7 +248,7 @@ def make_transfers(session: Session, alert_ids: list[int], rules: str,
     room: dict[int, int] = dict(session.execute(ROOM_SQL).all()) if waiting else {}
     shelters = nearest.Shelters.load(session)
     places = nearest.Places.of_buildings(session, sorted({place[0] for _, _, place in waiting}))
-    with running(session, meanwhile, {"alert_ids": alert_ids, "rules": rules}):
+    with db.running(session, meanwhile, {"alert_ids": alert_ids, "rules": rules}):
         given = allocate_shelters(waiting, shelters, places, room)
         new, assigned = transfer_params(households, given)
     if new["checklists"] != "{}":
@@ -254,28 +256,6 @@ def make_transfers(session: Session, alert_ids: list[int], rules: str,
     if assigned["items"] != "{}":
         session.execute(ASSIGN_SQL, assigned)
     return len(given)
-
-
-@contextmanager
-def running(session: Session, statements: Sequence[str], params: dict[str, Any]
-            ) -> Iterator[None]:
-    """Send ``statements`` to the server in the session's transaction, and let the block run
-    in Python while the server works on them: psycopg's pipeline mode (the server starts on
-    each as it arrives); their errors are raised when the block ends."""
-    connection = session.connection()
-    driver = connection.connection.driver_connection
-    if (not statements or not isinstance(driver, psycopg.Connection)
-            or not psycopg.Pipeline.is_supported()):  # libpq before 14: one after another
-        yield
-        for statement in statements:
-            session.execute(text(statement), params)
-        return
-    dialect = connection.dialect
-    with driver.pipeline(), driver.cursor() as cursor:
-        for statement in statements:
-            compiled = text(statement).compile(dialect=dialect)
-            cursor.execute(str(compiled), compiled.construct_params(params))
-        yield
 
 
 def read_households(session: Session, alert_ids: list[int], rules: str) -> dict[str, list[Any]]:
@@ -316,40 +296,17 @@ def transfer_params(households: dict[str, list[Any]], given: dict[int, tuple[int
 
     def column(name: str) -> str:
         values = households[name]
-        return _array(values[n] for n in new)
+        return db.array_literal(values[n] for n in new)
 
     return ({"checklists": column("checklist_id"), "households": column("household_code"),
              "buildings": column("building_id"), "people": column("people"),
              "sizes": column("household_size"), "wheelchair": column("wheelchair"),
              "medical": column("medical"),
-             "shelters": _array(shelter for shelter, _ in shelters),
-             "metres": _array(metres for _, metres in shelters)},
-            {"items": _array(item for item, _, _ in assigned),
-             "shelters": _array(shelter for _, shelter, _ in assigned),
-             "metres": _array(metres for _, _, metres in assigned)})
-
-
-def _array(values: Iterable[int | float | bool | str | None]) -> str:
-    """Return ``values`` as a PostgreSQL array literal, to be cast in the SQL: tens of
-    thousands of values go as one string, where a list is adapted value by value (0.8 s
-    for the households of 2,000 grids)."""
-    items = list(values)
-    kinds = set(map(type, items)) - {type(None)}
-    if kinds <= {int, float}:  # read back exactly
-        return "{" + ",".join("NULL" if v is None else repr(v) for v in items) + "}"
-    if kinds <= {bool}:
-        return "{" + ",".join("NULL" if v is None else "t" if v else "f" for v in items) + "}"
-    return "{" + ",".join(map(_element, items)) + "}"
-
-
-def _element(value: int | float | bool | str | None) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(value)  # int, float: read back exactly
+             "shelters": db.array_literal(shelter for shelter, _ in shelters),
+             "metres": db.array_literal(metres for _, metres in shelters)},
+            {"items": db.array_literal(item for item, _, _ in assigned),
+             "shelters": db.array_literal(shelter for _, shelter, _ in assigned),
+             "metres": db.array_literal(metres for _, _, metres in assigned)})
 
 
 def allocate_shelters(waiting: list[tuple[int, int, Place]], shelters: nearest.Shelters,

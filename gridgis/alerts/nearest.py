@@ -22,6 +22,8 @@ from scipy.spatial import cKDTree
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from gridgis import db
+
 # The sphere of PostGIS's geography distances without the spheroid: WGS 84's mean radius
 # (2a + b) / 3.
 EARTH_RADIUS_M = 6371008.7714150598
@@ -103,7 +105,7 @@ class Places:
         if not building_ids:
             return cls(np.empty(0, dtype=np.int64), np.empty((0, 3)))
         ids, lon, lat = session.execute(BUILDINGS_SQL, {
-            "ids": "{" + ",".join(map(str, building_ids)) + "}"}).one()
+            "ids": db.array_literal(building_ids)}).one()
         return cls(np.array(ids, dtype=np.int64),
                    unit_vectors(np.array(lon, dtype=np.float64),
                                 np.array(lat, dtype=np.float64)))
