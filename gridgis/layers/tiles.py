@@ -62,8 +62,8 @@ STATE_SQL = """SELECT (SELECT oid FROM pg_database WHERE datname = current_datab
        || '/' || pg_postmaster_start_time()::text || '/'
        || string_agg(written_by::text, '.' ORDER BY name) AS state
 FROM tile_source WHERE name = ANY(%(sources)s)"""
-# What a kept tile costs besides its bytes (its address, state, ETag and place in the LRU):
-# empty tiles are kept too, and must count.
+# About what a kept tile costs besides its bytes (an estimate of its address, state, ETag and
+# place in the LRU): empty tiles are kept too, and must count.
 ENTRY_BYTES = 512
 # Server settings of the tile connections, for their whole life: parallel workers cost more
 # to start than a tile query takes.
